@@ -1,0 +1,5 @@
+import 'reflect-metadata';
+import { runService } from '@finance/platform';
+import { riskService } from './service';
+
+void runService(riskService);

@@ -1,0 +1,3 @@
+import { describeServiceLifecycle } from '@finance/testing';
+
+describeServiceLifecycle('risk', ['outbox', 'inbox']);

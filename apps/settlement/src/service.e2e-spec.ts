@@ -1,0 +1,3 @@
+import { describeServiceLifecycle } from '@finance/testing';
+
+describeServiceLifecycle('settlement', ['outbox', 'inbox']);

@@ -1,0 +1,3 @@
+import { describeServiceLifecycle } from '@finance/testing';
+
+describeServiceLifecycle('trading', ['outbox', 'inbox']);

@@ -1,0 +1,175 @@
+// Starts one bounded-context service: validated config, database + migrations, Nest on Fastify,
+// health, problem details, and a graceful SIGTERM that drains in-flight requests.
+import { DynamicModule, Global, Module, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { ServiceName } from '@finance/contracts';
+import type { Logger } from 'pino';
+import { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { BaseConfig, baseConfigSchema, ConfigError, loadConfig } from './config';
+import {
+  connectDatabase,
+  createDataSource,
+  EntityList,
+  MigrationList,
+  runMigrations,
+} from './database';
+import { StartupError } from './errors';
+import { HealthController, KAFKA_PROBE, ReadinessService } from './health';
+import { KafkaProbe } from './kafka-probe';
+import { createLogger, NestPinoLogger } from './logger';
+import { ProblemDetailsFilter } from './problem-details';
+
+export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
+export const SERVICE_LOGGER = Symbol('SERVICE_LOGGER');
+
+export interface ServiceDefinition<C extends BaseConfig = BaseConfig> {
+  name: ServiceName;
+  /** Port used when PORT is not set. */
+  defaultPort: number;
+  configSchema?: z.ZodType<C>;
+  /** The bounded context's root module. */
+  module: Type<unknown>;
+  migrations: MigrationList;
+  entities?: EntityList;
+}
+
+export interface ServiceHandle<C extends BaseConfig = BaseConfig> {
+  app: NestFastifyApplication;
+  config: C;
+  logger: Logger;
+  /** Stops taking work, drains in-flight requests, closes database and Kafka clients. */
+  close(): Promise<void>;
+}
+
+@Global()
+@Module({})
+class ServiceRootModule {
+  static register(parts: {
+    feature: Type<unknown>;
+    dataSource: DataSource;
+    probe: KafkaProbe;
+    config: BaseConfig;
+    logger: Logger;
+  }): DynamicModule {
+    return {
+      module: ServiceRootModule,
+      imports: [
+        TypeOrmModule.forRootAsync({
+          useFactory: () => parts.dataSource.options,
+          // Already connected and migrated before Nest starts, so start-up errors stay readable.
+          dataSourceFactory: async () => parts.dataSource,
+        }),
+        parts.feature,
+      ],
+      controllers: [HealthController],
+      providers: [
+        ReadinessService,
+        { provide: KAFKA_PROBE, useValue: parts.probe },
+        { provide: SERVICE_CONFIG, useValue: parts.config },
+        { provide: SERVICE_LOGGER, useValue: parts.logger },
+      ],
+      exports: [SERVICE_CONFIG, SERVICE_LOGGER, ReadinessService],
+    };
+  }
+}
+
+/** Builds the service without listening, so tests can drive it in-process. */
+export async function createService<C extends BaseConfig>(
+  definition: ServiceDefinition<C>,
+  env: Record<string, string | undefined> = process.env,
+): Promise<ServiceHandle<C>> {
+  const schema = (definition.configSchema ?? baseConfigSchema) as z.ZodType<C>;
+  const config = loadConfig(schema, { PORT: String(definition.defaultPort), ...env });
+  const logger = createLogger(definition.name, config.LOG_LEVEL);
+
+  const dataSource = createDataSource({
+    url: config.DATABASE_URL,
+    applicationName: `${definition.name}-service`,
+    poolSize: config.DATABASE_POOL_SIZE,
+    migrations: definition.migrations,
+    entities: definition.entities,
+  });
+  await connectDatabase(dataSource, config.DATABASE_URL);
+  const probe = new KafkaProbe(config.KAFKA_BROKERS, `${definition.name}-service`, logger);
+  try {
+    if (config.DATABASE_MIGRATIONS_RUN) {
+      const applied = await runMigrations(dataSource);
+      if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    }
+    const app = await NestFactory.create<NestFastifyApplication>(
+      ServiceRootModule.register({ feature: definition.module, dataSource, probe, config, logger }),
+      new FastifyAdapter({ bodyLimit: 1024 * 1024 }),
+      { logger: new NestPinoLogger(logger), abortOnError: false },
+    );
+    app.useGlobalFilters(new ProblemDetailsFilter(logger));
+    const readiness = app.get(ReadinessService);
+    return {
+      app,
+      config,
+      logger,
+      async close() {
+        readiness.markShuttingDown();
+        await app.close(); // Fastify waits for in-flight requests; TypeORM closes the pool.
+        await probe.close();
+        if (dataSource.isInitialized) await dataSource.destroy();
+      },
+    };
+  } catch (error) {
+    await probe.close();
+    if (dataSource.isInitialized) await dataSource.destroy();
+    throw error;
+  }
+}
+
+/** Process entry point of a service: exits non-zero with one line on a start-up problem. */
+export async function runService<C extends BaseConfig>(
+  definition: ServiceDefinition<C>,
+): Promise<void> {
+  let handle: ServiceHandle<C>;
+  try {
+    handle = await createService(definition);
+    await handle.app.listen({ port: handle.config.PORT, host: handle.config.HOST });
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof StartupError) {
+      process.stderr.write(`${definition.name}: ${error.message}\n`);
+    } else {
+      process.stderr.write(
+        `${definition.name}: failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
+      );
+    }
+    process.exit(1);
+  }
+
+  const { logger, config } = handle;
+  logger.info(
+    { url: `http://${config.HOST}:${config.PORT}` },
+    `${definition.name} service listening`,
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: draining in-flight work');
+    const deadline = setTimeout(() => {
+      logger.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out, exiting');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_MS);
+    deadline.unref();
+    handle.close().then(
+      () => {
+        logger.info('shutdown complete');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
