@@ -1,0 +1,21 @@
+// Public API of @finance/local-stack: provisions and runs the real Postgres, Kafka and OPA for local work and tests.
+export {
+  startStack,
+  stopStack,
+  readStackState,
+  type StackOptions,
+  type RunningStack,
+} from './stack';
+export type { StackState, StackAddresses, PostgresState, KafkaState, OpaState } from './state';
+export type { ProcessRecord } from './processes';
+export { StackPrerequisiteError, StackAlreadyRunningError, type StackTool } from './errors';
+export { ensureDatabases, dropDatabases, dropDatabasesWithPrefix, databaseUrl } from './postgres';
+export {
+  ensureTopics,
+  deleteTopicsWithPrefix,
+  ensureKafkaLibs,
+  KAFKA_VERSION,
+  type TopicSpec,
+} from './kafka';
+export { ensureOpaBinary, OPA_VERSION } from './opa';
+export { toolsCacheDir } from './prerequisites';

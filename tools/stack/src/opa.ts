@@ -1,0 +1,158 @@
+// OPA for the stack: the real binary built with `go install`, run as a server the way the sidecar runs it.
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { StackStartAbortedError } from './errors';
+import { requireTool, toolsCacheDir } from './prerequisites';
+import {
+  lastLines,
+  runToCompletion,
+  sleep,
+  spawnDetached,
+  tailFile,
+  type ProcessRecord,
+} from './processes';
+
+export const OPA_VERSION = 'v1.22.2';
+const OPA_MODULE = 'github.com/open-policy-agent/opa';
+
+export function opaBinaryPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(toolsCacheDir(env), `opa-${OPA_VERSION}`, 'opa');
+}
+
+// A binary that runs and reports the pinned version (a half-copied file does neither).
+async function usableOpa(binary: string): Promise<boolean> {
+  try {
+    await access(binary, constants.X_OK);
+    const { code, output } = await runToCompletion(binary, ['version']);
+    return code === 0 && output.includes(`Version: ${OPA_VERSION.replace(/^v/, '')}`);
+  } catch {
+    return false;
+  }
+}
+
+export async function isOpaBinaryReady(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  return usableOpa(opaBinaryPath(env));
+}
+
+// Builds OPA once per machine into <cache>/opa-v1.22.2/opa (also used by the test runner for `opa test`).
+export async function ensureOpaBinary(
+  options: { env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {},
+): Promise<string> {
+  const env = options.env ?? process.env;
+  const binary = opaBinaryPath(env);
+  if (await usableOpa(binary)) return binary;
+
+  const go = await requireTool('go', process.env);
+  const home = join(toolsCacheDir(env), `opa-${OPA_VERSION}`);
+  // Build into a private GOBIN and rename into place, so a concurrent reader never sees a partial binary.
+  const gobin = join(home, `.build-${process.pid}-${randomBytes(3).toString('hex')}`);
+  await mkdir(gobin, { recursive: true });
+  (options.log ?? ((line: string) => process.stderr.write(`[stack] ${line}\n`)))(
+    `opa: building ${OPA_MODULE}@${OPA_VERSION} with go install (first run only; takes a few minutes)`,
+  );
+  try {
+    const result = await runToCompletion(go, ['install', `${OPA_MODULE}@${OPA_VERSION}`], {
+      env: { ...process.env, GOBIN: gobin },
+    });
+    if (result.code !== 0) {
+      throw new Error(
+        `opa: \`go install ${OPA_MODULE}@${OPA_VERSION}\` failed (exit ${result.code}):\n${lastLines(result.output)}`,
+      );
+    }
+    await rename(join(gobin, 'opa'), binary);
+  } finally {
+    await rm(gobin, { recursive: true, force: true });
+  }
+  if (!(await usableOpa(binary)))
+    throw new Error(`opa: the built binary ${binary} does not report version ${OPA_VERSION}`);
+  return binary;
+}
+
+export function opaHealthy(url: string, timeoutMs = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      new URL('/health', url),
+      { method: 'GET', timeout: timeoutMs, agent: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+export interface LocalOpaOptions {
+  dir: string;
+  port: number;
+  policyDir: string;
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  signal: AbortSignal;
+  onSpawn: (state: { logFile: string; process: ProcessRecord }) => Promise<void>;
+}
+
+export interface LocalOpa {
+  url: string;
+  logFile: string;
+  process: ProcessRecord;
+}
+
+export async function assertPolicyDir(policyDir: string): Promise<void> {
+  const info = await stat(policyDir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new Error(`opa: policyDir ${policyDir} is not a directory`);
+}
+
+export async function startLocalOpa(options: LocalOpaOptions): Promise<LocalOpa> {
+  await assertPolicyDir(options.policyDir);
+  const binary = await ensureOpaBinary({ env: options.env, log: options.log });
+  const logFile = join(options.dir, 'logs', 'opa.log');
+  if (options.signal.aborted) throw new StackStartAbortedError('opa');
+  const spawned = await spawnDetached(
+    binary,
+    [
+      'run',
+      '--server',
+      '--addr',
+      `127.0.0.1:${options.port}`,
+      '--log-format',
+      'json',
+      '--set',
+      'decision_logs.console=true',
+      // no call to GitHub on every start
+      '--skip-version-check',
+      // the policy folder also holds Nx metadata and test cases, which are not policy data
+      '--ignore',
+      'project.json',
+      '--ignore',
+      '*_test.rego',
+      options.policyDir,
+    ],
+    { logFile },
+  );
+  await options.onSpawn({ logFile, process: spawned.record });
+
+  const url = `http://127.0.0.1:${options.port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const exit = spawned.exited();
+    if (exit) {
+      throw new Error(
+        `opa exited during startup (code ${exit.code}, signal ${exit.signal}); ${logFile} ends with:\n${await tailFile(logFile)}`,
+      );
+    }
+    if (options.signal.aborted) throw new StackStartAbortedError('opa');
+    if (await opaHealthy(url)) break;
+    if (Date.now() > deadline)
+      throw new Error(
+        `opa did not become healthy within 30s; ${logFile} ends with:\n${await tailFile(logFile)}`,
+      );
+    await sleep(100);
+  }
+  return { url, logFile, process: spawned.record };
+}
