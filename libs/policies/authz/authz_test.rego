@@ -1,0 +1,215 @@
+# Unit tests for finance.authz: every allow rule and the denials that matter.
+package finance.authz_test
+
+import data.finance.authz
+
+id(name) := sprintf("spiffe://cluster.local/ns/finance/sa/%s", [name])
+
+# Envoy ext_authz-shaped input; headers included so tests can show they are ignored.
+request(src, dst, method, path) := {"attributes": {
+	"source": {"principal": id(src)},
+	"destination": {"principal": id(dst)},
+	"request": {"http": {"method": method, "path": path, "headers": {}}},
+}}
+
+allowed(src, dst, method, path) if authz.allow with input as request(src, dst, method, path)
+
+denied(src, dst, method, path) if {
+	not authz.allow with input as request(src, dst, method, path)
+}
+
+reason_of(src, dst, method, path) := r if {
+	r := authz.reason with input as request(src, dst, method, path)
+}
+
+# --- allow rules ---
+
+test_trading_may_process_settlement if {
+	allowed("trading-service", "settlement-service", "POST", "/settlement/process")
+	reason_of("trading-service", "settlement-service", "POST", "/settlement/process") == "allowed by trading-service:settlement-process"
+}
+
+test_risk_may_read_orders_and_sub_paths if {
+	allowed("risk-service", "trading-service", "GET", "/trading/orders")
+	allowed("risk-service", "trading-service", "GET", "/trading/orders/ord-42")
+	allowed("risk-service", "trading-service", "GET", "/trading/orders?symbol=AAPL&status=OPEN")
+}
+
+test_compliance_may_read_every_service if {
+	allowed("compliance-service", "trading-service", "GET", "/trading/orders")
+	allowed("compliance-service", "settlement-service", "GET", "/settlement/obligations")
+	allowed("compliance-service", "risk-service", "GET", "/risk/limits")
+	allowed("compliance-service", "compliance-service", "GET", "/compliance/audit-log")
+}
+
+test_order_service_may_place_read_and_cancel if {
+	allowed("order-service", "trading-service", "POST", "/trading/orders")
+	allowed("order-service", "trading-service", "GET", "/trading/orders")
+	allowed("order-service", "trading-service", "GET", "/trading/orders/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+	allowed("order-service", "trading-service", "DELETE", "/trading/orders/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+}
+
+test_trailing_slash_is_the_same_path if {
+	allowed("order-service", "trading-service", "POST", "/trading/orders/")
+}
+
+test_risk_officer_limits_and_kill_switch if {
+	allowed("risk-officer", "risk-service", "GET", "/risk/limits")
+	allowed("risk-officer", "risk-service", "GET", "/risk/limits/ACC-1")
+	allowed("risk-officer", "risk-service", "PUT", "/risk/limits/ACC-1")
+	allowed("risk-officer", "risk-service", "POST", "/risk/kill-switch")
+	allowed("risk-officer", "risk-service", "POST", "/risk/kill-switch/AAPL")
+}
+
+test_auditor_reads_compliance if {
+	allowed("auditor", "compliance-service", "GET", "/compliance/reports/daily")
+	allowed("auditor", "compliance-service", "GET", "/compliance/alerts?state=open")
+}
+
+test_health_open_to_everyone if {
+	allowed("auditor", "trading-service", "GET", "/health/live")
+	allowed("settlement-service", "risk-service", "GET", "/health/ready")
+	authz.allow with input as {"attributes": {"request": {"http": {"method": "GET", "path": "/health/live"}}}}
+	probe_reason := authz.reason with input as {"attributes": {"request": {"http": {"method": "GET", "path": "/health/ready"}}}}
+	probe_reason == "allowed by health-probe"
+}
+
+test_decision_document if {
+	d := authz.decision with input as request("auditor", "compliance-service", "GET", "/compliance/reports")
+	d == {"allow": true, "reason": "allowed by auditor:read-compliance", "caller": "auditor"}
+}
+
+# --- denials ---
+
+test_deny_unknown_principal if {
+	denied("payments-service", "trading-service", "GET", "/trading/orders")
+	startswith(reason_of("payments-service", "trading-service", "GET", "/trading/orders"), "denied: unknown source principal")
+}
+
+test_deny_principal_from_other_namespace_or_trust_domain if {
+	inp := request("order-service", "trading-service", "POST", "/trading/orders")
+	not authz.allow with input as json.patch(inp, [{"op": "replace", "path": "/attributes/source/principal", "value": "spiffe://cluster.local/ns/dev/sa/order-service"}])
+	not authz.allow with input as json.patch(inp, [{"op": "replace", "path": "/attributes/source/principal", "value": "spiffe://evil.example/ns/finance/sa/order-service"}])
+	not authz.allow with input as json.patch(inp, [{"op": "replace", "path": "/attributes/source/principal", "value": "spiffe://cluster.local/ns/finance/sa/order-service/x"}])
+}
+
+# Istio's short form (as in the seed's example) is not the SPIFFE id Envoy reports.
+test_deny_short_istio_principal_form if {
+	inp := request("compliance-service", "trading-service", "GET", "/trading/orders")
+	not authz.allow with input as json.patch(inp, [{"op": "replace", "path": "/attributes/source/principal", "value": "cluster.local/ns/finance/sa/compliance-service"}])
+}
+
+test_deny_missing_principal if {
+	inp := {"attributes": {"request": {"http": {"method": "GET", "path": "/trading/orders"}}}}
+	not authz.allow with input as inp
+	why := authz.reason with input as inp
+	why == "denied: no source principal (unauthenticated)"
+	not authz.allow with input as json.patch(request("risk-service", "trading-service", "GET", "/trading/orders"), [{"op": "replace", "path": "/attributes/source/principal", "value": ""}])
+}
+
+# Identity comes from the peer certificate only, never from a header the client controls.
+test_deny_principal_claimed_in_headers if {
+	inp := {"attributes": {"request": {"http": {
+		"method": "POST",
+		"path": "/trading/orders",
+		"headers": {"x-forwarded-client-cert": "URI=spiffe://cluster.local/ns/finance/sa/order-service", "x-spiffe-id": "spiffe://cluster.local/ns/finance/sa/order-service"},
+	}}}}
+	not authz.allow with input as inp
+}
+
+test_deny_wrong_method if {
+	denied("trading-service", "settlement-service", "GET", "/settlement/process")
+	denied("risk-service", "trading-service", "POST", "/trading/orders")
+	denied("compliance-service", "trading-service", "POST", "/trading/orders")
+	denied("compliance-service", "risk-service", "PUT", "/risk/limits/ACC-1")
+	denied("order-service", "trading-service", "PUT", "/trading/orders/ord-1")
+	denied("auditor", "compliance-service", "POST", "/compliance/alerts")
+	denied("risk-officer", "risk-service", "DELETE", "/risk/limits/ACC-1")
+	denied("risk-officer", "risk-service", "GET", "/risk/kill-switch")
+	denied("auditor", "trading-service", "POST", "/health/live")
+	reason_of("risk-service", "trading-service", "POST", "/trading/orders") == "denied: no rule lets risk-service POST /trading/orders"
+}
+
+test_deny_wrong_service if {
+	denied("trading-service", "risk-service", "POST", "/risk/limits")
+	denied("risk-service", "settlement-service", "GET", "/settlement/obligations")
+	denied("auditor", "trading-service", "GET", "/trading/orders")
+	denied("order-service", "risk-service", "GET", "/risk/limits")
+	denied("risk-officer", "trading-service", "GET", "/trading/orders")
+	denied("settlement-service", "trading-service", "GET", "/trading/orders")
+}
+
+# The path says trading but the request was routed to another workload.
+test_deny_destination_mismatch if {
+	denied("order-service", "risk-service", "POST", "/trading/orders")
+	denied("compliance-service", "compliance-service", "GET", "/trading/orders")
+	inp := request("trading-service", "settlement-service", "POST", "/settlement/process")
+	not authz.allow with input as json.remove(inp, ["/attributes/destination"])
+	reason_of("order-service", "risk-service", "POST", "/trading/orders") == "denied: destination does not serve \"/trading/orders\""
+}
+
+test_deny_prefix_tricks if {
+	denied("order-service", "trading-service", "POST", "/trading/orders-evil")
+	denied("risk-service", "trading-service", "GET", "/trading/orders-evil")
+	denied("risk-service", "trading-service", "GET", "/trading/ordersX/1")
+	denied("trading-service", "settlement-service", "POST", "/settlement/process/extra")
+	denied("trading-service", "settlement-service", "POST", "/settlement/processing")
+	denied("auditor", "compliance-service", "GET", "/compliance-admin/keys")
+	denied("risk-officer", "risk-service", "PUT", "/risk/limits-override")
+	denied("order-service", "trading-service", "DELETE", "/trading/orders")
+	denied("order-service", "trading-service", "DELETE", "/trading/orders/ord-1/fills")
+	denied("order-service", "trading-service", "DELETE", "/trading/orders/ord;1")
+	denied("auditor", "trading-service", "GET", "/health/live-admin")
+	denied("auditor", "trading-service", "GET", "/health")
+	denied("order-service", "trading-service", "POST", "/Trading/orders")
+}
+
+test_deny_dot_dot_and_encoded_paths if {
+	denied("risk-service", "trading-service", "GET", "/trading/orders/../../settlement/process")
+	denied("order-service", "trading-service", "GET", "/trading/orders/..")
+	denied("order-service", "trading-service", "GET", "/trading/orders/./1")
+	denied("order-service", "trading-service", "GET", "/trading/orders/%2e%2e/admin")
+	denied("order-service", "trading-service", "GET", "/trading/orders/%2E%2E%2Fadmin")
+	denied("order-service", "trading-service", "GET", "/trading/orders\\..\\admin")
+	denied("order-service", "trading-service", "GET", "/trading//orders")
+	denied("order-service", "trading-service", "GET", "trading/orders")
+	denied("compliance-service", "trading-service", "GET", "/health/../trading/orders")
+	r := reason_of("risk-service", "trading-service", "GET", "/trading/orders/../../settlement/process")
+	startswith(r, "denied: malformed path")
+	contains(r, "dot segment")
+	contains(reason_of("order-service", "trading-service", "GET", "trading/orders"), "path must start with /")
+}
+
+# Query string never changes which path matched, even when it looks like a path.
+test_query_string_is_stripped if {
+	denied("risk-service", "trading-service", "GET", "/trading/secrets?x=/trading/orders")
+	allowed("order-service", "trading-service", "POST", "/trading/orders?dry_run=1")
+	allowed("order-service", "trading-service", "DELETE", "/trading/orders/ord-1?reason=user")
+}
+
+test_deny_missing_path_or_method if {
+	not authz.allow with input as {"attributes": {
+		"source": {"principal": id("order-service")},
+		"destination": {"principal": id("trading-service")},
+		"request": {"http": {"method": "POST"}},
+	}}
+	why_no_path := authz.reason with input as {"attributes": {"request": {"http": {"method": "GET"}}}}
+	why_no_path == "denied: request path missing"
+	no_method := {"attributes": {
+		"source": {"principal": id("order-service")},
+		"destination": {"principal": id("trading-service")},
+		"request": {"http": {"path": "/trading/orders"}},
+	}}
+	not authz.allow with input as no_method
+	why_no_method := authz.reason with input as no_method
+	why_no_method == "denied: no rule lets order-service <none> /trading/orders"
+	not authz.allow with input as {}
+	why_empty := authz.reason with input as {}
+	why_empty == "denied: request path missing"
+}
+
+test_default_decision_is_deny if {
+	d := authz.decision with input as request("nobody", "trading-service", "GET", "/trading/orders")
+	d.allow == false
+	d.caller == "<unknown>"
+}
