@@ -1,0 +1,3 @@
+export * from './test-stack';
+export * from './service-process';
+export * from './service-lifecycle';

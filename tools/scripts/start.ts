@@ -1,0 +1,161 @@
+// `npm start`: the whole system on this machine. Brings up (or reuses) the stack, provisions
+// databases and topics, runs the four services until Ctrl-C, then stops everything it started.
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SERVICE_NAMES } from '@finance/contracts';
+import {
+  readStackState,
+  RunningStack,
+  StackAlreadyRunningError,
+  StackPrerequisiteError,
+  startStack,
+} from '@finance/local-stack';
+import { launchService, ServiceProcess, waitUntilReady } from '@finance/testing';
+import {
+  Addresses,
+  LOCAL_DIR,
+  POLICY_DIR,
+  provision,
+  redact,
+  servicePorts,
+  STACK_DIR,
+  STACK_PORTS,
+} from './local-system';
+
+const LOCK_FILE = join(LOCAL_DIR, 'start.json');
+const LOG_DIR = join(LOCAL_DIR, 'logs');
+
+interface Lock {
+  pid: number;
+  services: Record<string, string>;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runningInstance(): Lock | undefined {
+  if (!existsSync(LOCK_FILE)) return undefined;
+  try {
+    const lock = JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as Lock;
+    return lock.pid !== process.pid && isAlive(lock.pid) ? lock : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<number> {
+  const other = runningInstance();
+  if (other) {
+    process.stderr.write(
+      `npm start is already running (pid ${other.pid}: ${Object.values(other.services).join(' ')}); ` +
+        'stop it with Ctrl-C in its terminal first\n',
+    );
+    return 1;
+  }
+  const ports = servicePorts();
+  await mkdir(LOG_DIR, { recursive: true });
+  await writeFile(LOCK_FILE, JSON.stringify({ pid: process.pid, services: {} }));
+
+  let stack: RunningStack | undefined;
+  const services: ServiceProcess[] = [];
+  let stopping: Promise<number> | undefined;
+
+  const shutdown = (code: number): Promise<number> => {
+    stopping ??= (async () => {
+      say('stopping services...');
+      await Promise.all(services.map((s) => s.stop('SIGTERM')));
+      if (stack) {
+        say('stopping the stack...');
+        await stack.stop();
+      }
+      await rm(LOCK_FILE, { force: true });
+      say('stopped');
+      return code;
+    })();
+    return stopping;
+  };
+  const onSignal = () => void shutdown(0).then((code) => process.exit(code));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    let addresses: Addresses;
+    const shared = await readStackState(STACK_DIR);
+    if (shared) {
+      say('using the stack already running in .local/stack (npm run stack)');
+      addresses = shared.addresses;
+    } else {
+      stack = await startStack({
+        dir: STACK_DIR,
+        policyDir: POLICY_DIR,
+        ports: STACK_PORTS,
+        log: (line) => say(`[stack] ${line}`),
+      });
+      addresses = {
+        postgresAdminUrl: stack.postgres.adminUrl,
+        kafkaBrokers: stack.kafka.brokers,
+        opaUrl: stack.opa.url,
+      };
+    }
+    const databases = await provision(addresses);
+
+    for (const name of SERVICE_NAMES) {
+      const service = launchService(name, {
+        port: ports[name],
+        env: {
+          DATABASE_URL: databases[name],
+          KAFKA_BROKERS: addresses.kafkaBrokers.join(','),
+          OPA_URL: addresses.opaUrl,
+          NODE_ENV: 'development',
+        },
+        echo: createWriteStream(join(LOG_DIR, `${name}.log`), { flags: 'a' }),
+      });
+      services.push(service);
+      void service.exited.then(({ code, signal }) => {
+        if (stopping) return;
+        process.stderr.write(
+          `${name} exited unexpectedly (${signal ?? `code ${code}`}):\n${service.output().slice(-3000)}\n`,
+        );
+        void shutdown(1).then((c) => process.exit(c));
+      });
+    }
+    await Promise.all(services.map((s) => waitUntilReady(s, 120_000)));
+    await writeFile(
+      LOCK_FILE,
+      JSON.stringify({
+        pid: process.pid,
+        services: Object.fromEntries(services.map((s) => [s.name, s.url])),
+      }),
+    );
+
+    say('');
+    say('ready: all four services answer /health/ready');
+    for (const s of services) say(`  ${s.name.padEnd(11)} ${s.url}`);
+    say(`  postgres    ${redact(addresses.postgresAdminUrl)}`);
+    say(`  kafka       ${addresses.kafkaBrokers.join(',')}`);
+    say(`  opa         ${addresses.opaUrl}`);
+    say(`  logs        ${LOG_DIR}/<service>.log${stack ? `, ${STACK_DIR}/logs` : ''}`);
+    say('press Ctrl-C to stop everything');
+    return await new Promise<number>(() => undefined); // runs until a signal or a service failure
+  } catch (error) {
+    if (error instanceof StackAlreadyRunningError || error instanceof StackPrerequisiteError) {
+      process.stderr.write(`${error.message}\n`);
+    } else {
+      process.stderr.write(
+        `npm start failed: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+    }
+    return shutdown(1);
+  }
+}
+
+main().then((code) => process.exit(code));
