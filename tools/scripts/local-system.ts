@@ -29,12 +29,35 @@ export interface Addresses {
   opaUrl: string;
 }
 
+export interface Naming {
+  /** Put before each service's database name, for servers shared with other systems. */
+  databasePrefix: string;
+  topicPrefix: string;
+}
+
+export function naming(env: NodeJS.ProcessEnv = process.env): Naming {
+  const databasePrefix = env.DATABASE_NAME_PREFIX ?? '';
+  const topicPrefix = env.KAFKA_TOPIC_PREFIX ?? '';
+  if (!/^[a-z0-9_]*$/.test(databasePrefix)) {
+    throw new Error(
+      `DATABASE_NAME_PREFIX may contain only a-z, 0-9 and '_', got '${databasePrefix}'`,
+    );
+  }
+  if (!/^[A-Za-z0-9._-]*$/.test(topicPrefix)) {
+    throw new Error(
+      `KAFKA_TOPIC_PREFIX may contain only letters, digits, '.', '_' and '-', got '${topicPrefix}'`,
+    );
+  }
+  return { databasePrefix, topicPrefix };
+}
+
 /** One database per service and every topic of the system, created if missing. */
 export async function provision(
   addresses: Addresses,
-  topicPrefix = '',
+  { databasePrefix, topicPrefix }: Naming,
 ): Promise<Record<ServiceName, string>> {
-  await ensureDatabases(addresses.postgresAdminUrl, [...SERVICE_NAMES]);
+  const databaseName = (service: ServiceName) => `${databasePrefix}${service}`;
+  await ensureDatabases(addresses.postgresAdminUrl, SERVICE_NAMES.map(databaseName));
   await ensureTopics(
     addresses.kafkaBrokers,
     ALL_TOPICS.map((topic) => ({
@@ -44,17 +67,9 @@ export async function provision(
     })),
   );
   return Object.fromEntries(
-    SERVICE_NAMES.map((name) => [name, databaseUrl(addresses.postgresAdminUrl, name)]),
+    SERVICE_NAMES.map((name) => [
+      name,
+      databaseUrl(addresses.postgresAdminUrl, databaseName(name)),
+    ]),
   ) as Record<ServiceName, string>;
-}
-
-/** A URL fit for printing: the password is replaced. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }

@@ -1,12 +1,13 @@
 // `npm run stack` starts PostgreSQL, Kafka and OPA in the background; `npm run stack:down` stops them.
 import {
+  maskUrl,
   readStackState,
   StackAlreadyRunningError,
   StackPrerequisiteError,
   startStack,
   stopStack,
 } from '@finance/local-stack';
-import { POLICY_DIR, provision, redact, STACK_DIR, STACK_PORTS } from './local-system';
+import { naming, POLICY_DIR, provision, STACK_DIR, STACK_PORTS } from './local-system';
 
 async function up(): Promise<void> {
   const stack = await startStack({ dir: STACK_DIR, policyDir: POLICY_DIR, ports: STACK_PORTS });
@@ -15,11 +16,11 @@ async function up(): Promise<void> {
     kafkaBrokers: stack.kafka.brokers,
     opaUrl: stack.opa.url,
   };
-  await provision(addresses);
+  await provision(addresses, naming());
   process.stdout.write(
     [
       'stack is running (stop it with `npm run stack:down`, add `-- --reset` to wipe its data)',
-      `  postgres  ${redact(addresses.postgresAdminUrl)}`,
+      `  postgres  ${maskUrl(addresses.postgresAdminUrl)}`,
       `  kafka     ${addresses.kafkaBrokers.join(',')}`,
       `  opa       ${addresses.opaUrl}`,
       `  logs      ${STACK_DIR}/logs`,

@@ -5,6 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SERVICE_NAMES } from '@finance/contracts';
 import {
+  maskUrl,
   readStackState,
   RunningStack,
   StackAlreadyRunningError,
@@ -15,9 +16,9 @@ import { launchService, ServiceProcess, waitUntilReady } from '@finance/testing'
 import {
   Addresses,
   LOCAL_DIR,
+  naming,
   POLICY_DIR,
   provision,
-  redact,
   servicePorts,
   STACK_DIR,
   STACK_PORTS,
@@ -28,7 +29,10 @@ const LOG_DIR = join(LOCAL_DIR, 'logs');
 
 interface Lock {
   pid: number;
+  /** Service name -> URL, once ready. */
   services: Record<string, string>;
+  /** Every process this run started (services and, if it started one, the stack). */
+  pids: number[];
 }
 
 function isAlive(pid: number): boolean {
@@ -62,8 +66,12 @@ async function main(): Promise<number> {
     return 1;
   }
   const ports = servicePorts();
+  const names = naming();
   await mkdir(LOG_DIR, { recursive: true });
-  await writeFile(LOCK_FILE, JSON.stringify({ pid: process.pid, services: {} }));
+  await writeFile(
+    LOCK_FILE,
+    JSON.stringify({ pid: process.pid, services: {}, pids: [] } satisfies Lock),
+  );
 
   let stack: RunningStack | undefined;
   const services: ServiceProcess[] = [];
@@ -106,7 +114,7 @@ async function main(): Promise<number> {
         opaUrl: stack.opa.url,
       };
     }
-    const databases = await provision(addresses);
+    const databases = await provision(addresses, names);
 
     for (const name of SERVICE_NAMES) {
       const service = launchService(name, {
@@ -114,6 +122,7 @@ async function main(): Promise<number> {
         env: {
           DATABASE_URL: databases[name],
           KAFKA_BROKERS: addresses.kafkaBrokers.join(','),
+          KAFKA_TOPIC_PREFIX: names.topicPrefix,
           OPA_URL: addresses.opaUrl,
           NODE_ENV: 'development',
         },
@@ -129,18 +138,21 @@ async function main(): Promise<number> {
       });
     }
     await Promise.all(services.map((s) => waitUntilReady(s, 120_000)));
-    await writeFile(
-      LOCK_FILE,
-      JSON.stringify({
-        pid: process.pid,
-        services: Object.fromEntries(services.map((s) => [s.name, s.url])),
-      }),
+    const state = stack ? await readStackState(STACK_DIR) : undefined;
+    const stackPids = [state?.postgres, state?.kafka, state?.opa].flatMap((c) =>
+      c?.process ? [c.process.pid] : [],
     );
+    const lock: Lock = {
+      pid: process.pid,
+      services: Object.fromEntries(services.map((s) => [s.name, s.url])),
+      pids: [...services.map((s) => s.child.pid ?? 0), ...stackPids],
+    };
+    await writeFile(LOCK_FILE, JSON.stringify(lock));
 
     say('');
     say('ready: all four services answer /health/ready');
     for (const s of services) say(`  ${s.name.padEnd(11)} ${s.url}`);
-    say(`  postgres    ${redact(addresses.postgresAdminUrl)}`);
+    say(`  postgres    ${maskUrl(addresses.postgresAdminUrl)}`);
     say(`  kafka       ${addresses.kafkaBrokers.join(',')}`);
     say(`  opa         ${addresses.opaUrl}`);
     say(`  logs        ${LOG_DIR}/<service>.log${stack ? `, ${STACK_DIR}/logs` : ''}`);

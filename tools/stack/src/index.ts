@@ -9,7 +9,13 @@ export {
 export type { StackState, StackAddresses, PostgresState, KafkaState, OpaState } from './state';
 export type { ProcessRecord } from './processes';
 export { StackPrerequisiteError, StackAlreadyRunningError, type StackTool } from './errors';
-export { ensureDatabases, dropDatabases, dropDatabasesWithPrefix, databaseUrl } from './postgres';
+export {
+  ensureDatabases,
+  dropDatabases,
+  dropDatabasesWithPrefix,
+  databaseUrl,
+  maskUrl,
+} from './postgres';
 export {
   ensureTopics,
   deleteTopicsWithPrefix,
