@@ -5,18 +5,10 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { isPidAlive } from '@finance/local-stack';
 import { freePort, runDatabasePrefix, testStack } from '@finance/testing';
 
 const ROOT = join(__dirname, '..', '..');
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // Four consecutive free ports for SERVICE_PORT_BASE.
 async function freePortBlock(): Promise<number> {
@@ -85,11 +77,11 @@ describe('npm start', () => {
         pids: number[];
       };
       expect(lock.pids).toHaveLength(4); // the stack was external, so only the services are its own
-      expect(lock.pids.every(isAlive)).toBe(true);
+      expect(lock.pids.every(isPidAlive)).toBe(true);
 
       process.kill(-child.pid!, 'SIGINT');
       expect(await exited).toBe(0);
-      expect(lock.pids.filter(isAlive)).toEqual([]);
+      expect(lock.pids.filter(isPidAlive)).toEqual([]);
       expect(existsSync(join(localDir, 'start.json'))).toBe(false);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');

@@ -5,6 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SERVICE_NAMES } from '@finance/contracts';
 import {
+  isPidAlive,
   maskUrl,
   readStackState,
   RunningStack,
@@ -35,20 +36,11 @@ interface Lock {
   pids: number[];
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function runningInstance(): Lock | undefined {
   if (!existsSync(LOCK_FILE)) return undefined;
   try {
     const lock = JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as Lock;
-    return lock.pid !== process.pid && isAlive(lock.pid) ? lock : undefined;
+    return lock.pid !== process.pid && isPidAlive(lock.pid) ? lock : undefined;
   } catch {
     return undefined;
   }

@@ -94,6 +94,10 @@ async function main(): Promise<void> {
   process.env.NX_NO_CLOUD = 'true';
   const outcomes: Outcome[] = [];
   outcomes.push(await single('format', bin('prettier'), ['--check', '.', '--log-level', 'warn']));
+  // The boundary lint rule reads the cached project graph and silently skips itself without one.
+  outcomes.push(
+    await single('nx graph', bin('nx'), ['graph', `--file=${join(REPORTS, 'graph.json')}`]),
+  );
   outcomes.push(await single('lint', bin('eslint'), ['.', '--max-warnings', '0']));
   outcomes.push(await single('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']));
   const opa = await ensureOpaBinary();

@@ -22,18 +22,20 @@ async function boundaryErrors(file: string, code: string): Promise<string[]> {
 }
 
 describe('workspace', () => {
-  beforeAll(() => {
-    process.env.NX_DAEMON = 'false';
-  });
+  let graphFile: string;
 
-  it('nx graph shows the four apps and the libraries', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'nx-graph-')), 'graph.json');
-    execFileSync(join(ROOT, 'node_modules', '.bin', 'nx'), ['graph', `--file=${out}`], {
+  // Also the cache the lint rule reads: without it the rule skips itself and would prove nothing.
+  beforeAll(() => {
+    graphFile = join(mkdtempSync(join(tmpdir(), 'nx-graph-')), 'graph.json');
+    execFileSync(join(ROOT, 'node_modules', '.bin', 'nx'), ['graph', `--file=${graphFile}`], {
       cwd: ROOT,
       env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
       stdio: 'pipe',
     });
-    const graph = JSON.parse(readFileSync(out, 'utf8')) as {
+  }, 60_000);
+
+  it('nx graph shows the four apps and the libraries', () => {
+    const graph = JSON.parse(readFileSync(graphFile, 'utf8')) as {
       graph: {
         nodes: Record<string, { type: string }>;
         dependencies: Record<string, Array<{ target: string }>>;
@@ -47,14 +49,14 @@ describe('workspace', () => {
     for (const lib of ['contracts', 'money', 'platform', 'testing', 'local-stack', 'policies']) {
       expect(nodes[lib]?.type).toBe('lib');
     }
-  }, 60_000);
+  });
 
   it('rejects an app importing another app', async () => {
     const errors = await boundaryErrors(
       'apps/trading/src/cross-app.ts',
       "import { SettlementModule } from '../../settlement/src/settlement.module';\nexport const m = SettlementModule;\n",
     );
-    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.join('\n')).toMatch(/relative or absolute path|Imports of apps are forbidden/);
   }, 60_000);
 
   it('rejects domain code importing infrastructure', async () => {

@@ -25,3 +25,4 @@ export {
 } from './kafka';
 export { ensureOpaBinary, OPA_VERSION } from './opa';
 export { toolsCacheDir } from './prerequisites';
+export { isPidAlive, pathExists } from './files';

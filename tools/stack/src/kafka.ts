@@ -1,7 +1,7 @@
 // Kafka for the stack: a single-node KRaft broker run from the official Maven Central jars, plus topic helpers.
+import { pathExists } from './files';
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel, type Admin, type ITopicConfig } from 'kafkajs';
@@ -102,22 +102,16 @@ export function renderLog4jProperties(logFile: string): string {
   ].join('\n');
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function kafkaLibsDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(toolsCacheDir(env), `kafka-${KAFKA_VERSION}`, 'libs');
 }
 
 export async function kafkaLibsReady(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   const libs = kafkaLibsDir(env);
-  return (await exists(join(libs, LIBS_COMPLETE_MARKER))) && (await exists(join(libs, BROKER_JAR)));
+  return (
+    (await pathExists(join(libs, LIBS_COMPLETE_MARKER))) &&
+    (await pathExists(join(libs, BROKER_JAR)))
+  );
 }
 
 // Downloads the broker jars with Maven once per machine into <cache>/kafka-3.9.1/libs.
@@ -151,7 +145,7 @@ export async function ensureKafkaLibs(
         `kafka: \`mvn dependency:copy-dependencies\` failed (exit ${result.code}):\n${lastLines(result.output)}`,
       );
     }
-    if (!(await exists(join(partial, BROKER_JAR)))) {
+    if (!(await pathExists(join(partial, BROKER_JAR)))) {
       throw new Error(`kafka: Maven finished but ${BROKER_JAR} is missing from ${partial}`);
     }
     const jars = (await readdir(partial)).filter((f) => f.endsWith('.jar')).length;
@@ -164,7 +158,7 @@ export async function ensureKafkaLibs(
       await rename(partial, libs);
     } catch (error) {
       // A concurrent bootstrap got there first; its result is as good as ours.
-      if (!(await exists(join(libs, LIBS_COMPLETE_MARKER)))) throw error;
+      if (!(await pathExists(join(libs, LIBS_COMPLETE_MARKER)))) throw error;
     }
   } finally {
     await rm(partial, { recursive: true, force: true });
@@ -225,7 +219,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   await writeFile(log4jFile, renderLog4jProperties(logFile));
 
   // meta.properties is written by the format step; without it the log dir is (re)formatted from scratch.
-  if (!(await exists(join(dataDir, 'meta.properties')))) {
+  if (!(await pathExists(join(dataDir, 'meta.properties')))) {
     await rm(dataDir, { recursive: true, force: true });
     const clusterId = newClusterId();
     options.log(`kafka: formatting storage (cluster id ${clusterId})`);

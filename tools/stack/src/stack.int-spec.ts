@@ -1,5 +1,6 @@
 // Integration tests: the stack really starts Postgres, Kafka and OPA, and stops exactly what it started.
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { pathExists } from './files';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
@@ -60,13 +61,6 @@ async function gone(pid: number, withinMs = 5_000): Promise<boolean> {
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 describe('local stack (real Postgres, Kafka and OPA)', () => {
@@ -221,7 +215,7 @@ describe('local stack (real Postgres, Kafka and OPA)', () => {
         expect(state?.kafka).toEqual({ external: true, brokers: ['127.0.0.1:1'] });
         expect(state?.postgres?.process).toBeUndefined();
         expect(state?.opa?.process?.alive).toBe(true);
-        expect(await exists(join(otherDir, 'kafka'))).toBe(false);
+        expect(await pathExists(join(otherDir, 'kafka'))).toBe(false);
       } finally {
         await partial.stop();
       }
@@ -244,7 +238,7 @@ describe('local stack (real Postgres, Kafka and OPA)', () => {
         gone: true,
       });
     }
-    expect(await exists(join(dir, 'state.json'))).toBe(false);
+    expect(await pathExists(join(dir, 'state.json'))).toBe(false);
     expect(await readStackState(dir)).toBeUndefined();
   }, 120_000);
 
@@ -280,10 +274,10 @@ describe('local stack (real Postgres, Kafka and OPA)', () => {
     await stack.stop();
     stack = undefined;
 
-    expect(await exists(join(dir, 'postgres', 'data'))).toBe(true);
+    expect(await pathExists(join(dir, 'postgres', 'data'))).toBe(true);
     await stopStack(dir, { reset: true, log: () => undefined });
-    expect(await exists(join(dir, 'postgres'))).toBe(false);
-    expect(await exists(join(dir, 'kafka'))).toBe(false);
-    expect(await exists(policyDir)).toBe(true);
+    expect(await pathExists(join(dir, 'postgres'))).toBe(false);
+    expect(await pathExists(join(dir, 'kafka'))).toBe(false);
+    expect(await pathExists(policyDir)).toBe(true);
   }, 300_000);
 });
