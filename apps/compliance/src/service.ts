@@ -1,5 +1,6 @@
 // How the compliance service is assembled: its context module, database migrations and default port.
-import { MessagingTables1763769600000, ServiceDefinition } from '@finance/platform';
+import { MessagingTables1763769600000 } from '@finance/messaging';
+import { ServiceDefinition } from '@finance/platform';
 import { ComplianceModule } from './compliance.module';
 
 export const complianceService: ServiceDefinition = {

@@ -1,2 +1,5 @@
+export * from './envelope';
+export * from './ids';
+export * from './messages';
 export * from './services';
 export * from './topics';

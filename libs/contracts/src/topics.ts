@@ -66,7 +66,23 @@ export const TOPICS = {
 
 export type TopicKey = keyof typeof TOPICS;
 
-export const ALL_TOPICS: readonly TopicDefinition[] = Object.values(TOPICS);
+const DEAD_LETTER_RETENTION_MS = 30 * DAY_MS;
+
+/** Where a consumer puts a message it cannot process, with the error, so its partition moves on. */
+export function deadLetterTopic(topic: TopicDefinition): TopicDefinition {
+  return {
+    name: `${topic.name}.dlq`,
+    partitions: 3,
+    retentionMs: DEAD_LETTER_RETENTION_MS,
+    key: topic.key,
+    description: `Messages of ${topic.name} that failed processing`,
+  };
+}
+
+export const ALL_TOPICS: readonly TopicDefinition[] = Object.values(TOPICS).flatMap((topic) => [
+  topic,
+  deadLetterTopic(topic),
+]);
 
 /** Full topic name under an optional prefix (test runs and shared clusters use one). */
 export function topicName(topic: TopicDefinition, prefix = ''): string {

@@ -5,5 +5,4 @@ export * from './errors';
 export * from './health';
 export * from './kafka-probe';
 export * from './logger';
-export * from './migrations/messaging-tables';
 export * from './problem-details';

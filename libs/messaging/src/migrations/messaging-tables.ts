@@ -1,5 +1,6 @@
-// Outbox and inbox tables every service owns: events leave with the state change that caused
-// them (outbox) and a redelivered message is recognised (inbox).
+// Tables every service owns for messaging: the outbox (events leave with the state change that
+// caused them), the inbox (a redelivered message is recognised) and parked messages (a version this
+// build cannot read yet, kept for replay after an upgrade).
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 export class MessagingTables1763769600000 implements MigrationInterface {
@@ -8,7 +9,7 @@ export class MessagingTables1763769600000 implements MigrationInterface {
   async up(db: QueryRunner): Promise<void> {
     await db.query(`
       CREATE TABLE outbox (
-        position     bigserial PRIMARY KEY,
+        position     bigserial   PRIMARY KEY,
         event_id     uuid        NOT NULL UNIQUE,
         topic        text        NOT NULL,
         message_key  text        NOT NULL,
@@ -30,9 +31,25 @@ export class MessagingTables1763769600000 implements MigrationInterface {
         handled_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
         PRIMARY KEY (consumer, event_id)
       )`);
+    await db.query(`
+      CREATE TABLE parked_messages (
+        id           bigserial   PRIMARY KEY,
+        consumer     text        NOT NULL,
+        topic        text        NOT NULL,
+        partition    integer     NOT NULL,
+        "offset"     bigint      NOT NULL,
+        event_id     uuid,
+        type         text        NOT NULL,
+        version      integer     NOT NULL,
+        payload      jsonb       NOT NULL,
+        reason       text        NOT NULL,
+        parked_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+        replayed_at  timestamptz
+      )`);
   }
 
   async down(db: QueryRunner): Promise<void> {
+    await db.query('DROP TABLE parked_messages');
     await db.query('DROP TABLE inbox');
     await db.query('DROP TABLE outbox');
   }

@@ -1,0 +1,23 @@
+import { MessageCatalog, MessageOf } from './catalog';
+import { COMPLIANCE_EVENTS, RISK_EVENTS, SETTLEMENT_EVENTS } from './others';
+import { TCC_MESSAGES } from './tcc';
+import { TRADING_EVENTS } from './trading';
+
+export * from './catalog';
+export * as fields from './fields';
+export * from './others';
+export * from './tcc';
+export * from './trading';
+
+export const ALL_MESSAGES = [
+  ...TRADING_EVENTS,
+  ...TCC_MESSAGES,
+  ...RISK_EVENTS,
+  ...SETTLEMENT_EVENTS,
+  ...COMPLIANCE_EVENTS,
+] as const;
+
+/** Every message of the system as a discriminated union on `type`. */
+export type SystemMessage = MessageOf<(typeof ALL_MESSAGES)[number]>;
+
+export const SYSTEM_CATALOG = new MessageCatalog<SystemMessage>(ALL_MESSAGES);

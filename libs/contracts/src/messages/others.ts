@@ -1,0 +1,66 @@
+// Events published by risk, settlement and compliance.
+import { z } from 'zod';
+import { TOPICS } from '../topics';
+import { defineMessage } from './catalog';
+import * as f from './fields';
+
+export const RiskLimitChanged = defineMessage({
+  type: 'RiskLimitChanged',
+  aggregateType: 'risk-limits',
+  topic: TOPICS.riskEvents,
+  schema: z.object({
+    scope: z.enum(['ACCOUNT', 'FIRM']),
+    accountId: f.id.optional(),
+    limit: z.string().min(1),
+    value: z.union([f.decimal, z.array(z.string())]),
+    changedBy: f.id,
+  }),
+});
+
+export const KillSwitchChanged = defineMessage({
+  type: 'KillSwitchChanged',
+  aggregateType: 'kill-switch',
+  topic: TOPICS.riskEvents,
+  schema: z.object({
+    engaged: z.boolean(),
+    scope: z.enum(['ACCOUNT', 'FIRM']),
+    accountId: f.id.optional(),
+    reason: z.string().min(1),
+    changedBy: f.id,
+  }),
+});
+
+export const TradeSettled = defineMessage({
+  type: 'TradeSettled',
+  aggregateType: 'trade',
+  topic: TOPICS.settlementEvents,
+  schema: z.object({ tradeId: f.id, cycleId: f.id, settledAt: f.timestamp }),
+});
+
+export const SettlementFailed = defineMessage({
+  type: 'SettlementFailed',
+  aggregateType: 'trade',
+  topic: TOPICS.settlementEvents,
+  schema: z.object({
+    tradeId: f.id,
+    cycleId: f.id,
+    reason: f.reason,
+    failedCycles: z.number().int().min(1),
+  }),
+});
+
+export const AuditCheckpointSigned = defineMessage({
+  type: 'AuditCheckpointSigned',
+  aggregateType: 'audit-log',
+  topic: TOPICS.complianceEvents,
+  schema: z.object({
+    treeSize: z.number().int().min(0),
+    rootHash: z.string().regex(/^[0-9a-f]{64}$/),
+    signature: z.string().min(1),
+    keyId: f.id,
+  }),
+});
+
+export const RISK_EVENTS = [RiskLimitChanged, KillSwitchChanged] as const;
+export const SETTLEMENT_EVENTS = [TradeSettled, SettlementFailed] as const;
+export const COMPLIANCE_EVENTS = [AuditCheckpointSigned] as const;

@@ -1,0 +1,88 @@
+// Events published by trading on trading.events (design: order lifecycle and account changes).
+import { z } from 'zod';
+import { TOPICS } from '../topics';
+import { defineMessage } from './catalog';
+import * as f from './fields';
+
+const order = { aggregateType: 'order', topic: TOPICS.tradingEvents } as const;
+const account = { aggregateType: 'account', topic: TOPICS.tradingEvents } as const;
+
+export const FundsDeposited = defineMessage({
+  type: 'FundsDeposited',
+  ...account,
+  schema: z.object({ accountId: f.id, requestId: f.id, amount: f.money }),
+});
+
+export const FundsWithdrawn = defineMessage({
+  type: 'FundsWithdrawn',
+  ...account,
+  schema: z.object({ accountId: f.id, requestId: f.id, amount: f.money }),
+});
+
+export const OrderCreated = defineMessage({
+  type: 'OrderCreated',
+  ...order,
+  schema: z.object({
+    orderId: f.id,
+    accountId: f.id,
+    clientOrderId: f.id,
+    symbol: f.symbol,
+    side: f.side,
+    orderType: f.orderType,
+    price: f.positiveDecimal.optional(),
+    quantity: f.quantity,
+    timeInForce: f.timeInForce,
+    currency: f.currency,
+  }),
+});
+
+export const OrderAccepted = defineMessage({
+  type: 'OrderAccepted',
+  ...order,
+  schema: z.object({ orderId: f.id, globalTransactionId: f.id }),
+});
+
+export const OrderRejected = defineMessage({
+  type: 'OrderRejected',
+  ...order,
+  schema: z.object({ orderId: f.id, branch: z.string().optional(), reason: f.reason }),
+});
+
+/** One per fill, carrying both sides. */
+export const OrderExecuted = defineMessage({
+  type: 'OrderExecuted',
+  ...order,
+  schema: z.object({
+    tradeId: f.id,
+    symbol: f.symbol,
+    price: f.positiveDecimal,
+    quantity: f.quantity,
+    currency: f.currency,
+    buy: z.object({ orderId: f.id, accountId: f.id }),
+    sell: z.object({ orderId: f.id, accountId: f.id }),
+    executedAt: f.timestamp,
+  }),
+});
+
+export const OrderCancelled = defineMessage({
+  type: 'OrderCancelled',
+  ...order,
+  schema: z.object({ orderId: f.id, cancelledQuantity: f.nonNegativeQuantity, reason: f.reason }),
+});
+
+export const OrderSettled = defineMessage({
+  type: 'OrderSettled',
+  ...order,
+  schema: z.object({ orderId: f.id, tradeId: f.id, settledAt: f.timestamp }),
+});
+
+export const TRADING_EVENTS = [
+  FundsDeposited,
+  FundsWithdrawn,
+  OrderCreated,
+  OrderAccepted,
+  OrderRejected,
+  OrderExecuted,
+  OrderCancelled,
+  OrderSettled,
+] as const;

@@ -1,0 +1,4 @@
+export * from './envelopes';
+export * from './kafka';
+export * from './migrations/messaging-tables';
+export * from './outbox/outbox';
