@@ -2,3 +2,4 @@ export * from './envelopes';
 export * from './kafka';
 export * from './migrations/messaging-tables';
 export * from './outbox/outbox';
+export * from './outbox/relay';

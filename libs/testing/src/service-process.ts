@@ -28,22 +28,28 @@ export interface LaunchOptions {
 }
 
 export function launchService(name: string, options: LaunchOptions): ServiceProcess {
+  const host = options.env.HOST ?? '127.0.0.1';
+  const script = launchNodeScript(join('apps', name, 'src', 'main.ts'), {
+    ...options,
+    env: { ...options.env, PORT: String(options.port) },
+  });
+  return { ...script, name, url: `http://${host}:${options.port}` };
+}
+
+export type ScriptProcess = Omit<ServiceProcess, 'name' | 'url'>;
+
+/** Runs a TypeScript file of the repository (path relative to its root) as a Node process. */
+export function launchNodeScript(
+  file: string,
+  options: Omit<LaunchOptions, 'port'>,
+): ScriptProcess {
   const root = repoRoot();
-  const child = spawn(
-    process.execPath,
-    ['-r', '@swc-node/register', join('apps', name, 'src', 'main.ts')],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        ...options.env,
-        PORT: String(options.port),
-        SWC_NODE_PROJECT: join(root, 'tsconfig.json'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: options.detached ?? false,
-    },
-  );
+  const child = spawn(process.execPath, ['-r', '@swc-node/register', file], {
+    cwd: root,
+    env: { ...process.env, ...options.env, SWC_NODE_PROJECT: join(root, 'tsconfig.json') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   let output = '';
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
@@ -54,10 +60,7 @@ export function launchService(name: string, options: LaunchOptions): ServiceProc
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
-  const host = options.env.HOST ?? '127.0.0.1';
   return {
-    name,
-    url: `http://${host}:${options.port}`,
     child,
     output: () => output,
     exited,

@@ -52,5 +52,6 @@ export class MessagingTables1763769600000 implements MigrationInterface {
     await db.query('DROP TABLE parked_messages');
     await db.query('DROP TABLE inbox');
     await db.query('DROP TABLE outbox');
+    await db.query('DROP FUNCTION outbox_notify()');
   }
 }

@@ -1,0 +1,281 @@
+// Publishes outbox rows to Kafka in order. One relay per database is the leader (a Postgres
+// advisory lock held on its own connection); others wait, so no row is published twice in normal
+// operation, and a crash between send and mark only means a row is sent again (consumers dedupe).
+import { Kafka, Message, Producer } from 'kafkajs';
+import { Client } from 'pg';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
+
+export interface OutboxRelayOptions {
+  dataSource: DataSource;
+  kafka: Kafka;
+  logger: Logger;
+  /** Rows per Kafka batch. */
+  batchSize?: number;
+  /** Fallback poll when no notification arrives (notifications wake it sooner). */
+  pollIntervalMs?: number;
+  /** Published rows older than this are deleted. */
+  retainPublishedMs?: number;
+  registry?: Registry;
+  /** Called after a batch reached Kafka and before it is marked sent (instrumentation, fault tests). */
+  afterSend?: (rows: number) => void | Promise<void>;
+}
+
+interface OutboxRow {
+  position: string;
+  topic: string;
+  message_key: string;
+  payload: string;
+  headers: Record<string, string>;
+}
+
+// Distinct from the migration lock; one relay leader per database.
+const LEADER_LOCK_KEY = 7_210_431_002;
+const CHANNEL = 'outbox';
+const PURGE_EVERY_MS = 60_000;
+
+export class OutboxRelay {
+  private readonly batchSize: number;
+  private readonly pollIntervalMs: number;
+  private readonly retainPublishedMs: number;
+  private producer: Producer | undefined;
+  private leaderConnection: Client | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private lastPurge = 0;
+  private leader = false;
+  private readonly metrics: ReturnType<typeof relayMetrics>;
+
+  constructor(private readonly options: OutboxRelayOptions) {
+    this.batchSize = options.batchSize ?? 2_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.retainPublishedMs = options.retainPublishedMs ?? 24 * 60 * 60 * 1000;
+    this.metrics = relayMetrics(options.registry ?? defaultRegistry, options.dataSource);
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** Starts the background loop; returns at once. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run().catch((error: unknown) => {
+      this.options.logger.fatal({ err: error }, 'outbox relay stopped unexpectedly');
+    });
+  }
+
+  /** Finishes the batch in flight, releases leadership and disconnects. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** Publishes everything pending now (one pass); returns how many rows were published. */
+  async drain(): Promise<number> {
+    const producer = await this.ensureProducer();
+    let total = 0;
+    for (;;) {
+      const n = await this.publishBatch(producer);
+      total += n;
+      if (n < this.batchSize) return total;
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { logger } = this.options;
+    while (this.running) {
+      try {
+        await this.becomeLeader();
+        const producer = await this.ensureProducer();
+        while (this.running) {
+          const published = await this.publishBatch(producer);
+          await this.purgeIfDue();
+          if (published < this.batchSize) await this.idle();
+        }
+      } catch (error) {
+        logger.error({ err: error }, 'outbox relay failed; retrying');
+        await this.resign();
+        await this.sleep(1_000);
+      }
+    }
+    await this.resign();
+    await this.producer?.disconnect().catch(() => undefined);
+    this.producer = undefined;
+  }
+
+  private async becomeLeader(): Promise<void> {
+    if (this.leader) return;
+    const url = (this.options.dataSource.options as PostgresConnectionOptions).url;
+    while (this.running) {
+      const client = new Client({ connectionString: url, application_name: 'outbox-relay' });
+      await client.connect();
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock($1) AS locked',
+        [LEADER_LOCK_KEY],
+      );
+      if (rows[0].locked) {
+        client.on('notification', () => this.wake?.());
+        client.on('error', (error) => {
+          this.options.logger.warn({ err: error }, 'outbox relay lost its leader connection');
+          this.leader = false;
+          this.wake?.();
+        });
+        await client.query(`LISTEN ${CHANNEL}`);
+        this.leaderConnection = client;
+        this.leader = true;
+        this.options.logger.info('outbox relay is the leader');
+        return;
+      }
+      await client.end();
+      await this.sleep(1_000);
+    }
+  }
+
+  private async resign(): Promise<void> {
+    this.leader = false;
+    const client = this.leaderConnection;
+    this.leaderConnection = undefined;
+    // Closing the session releases the advisory lock.
+    await client?.end().catch(() => undefined);
+  }
+
+  private async ensureProducer(): Promise<Producer> {
+    if (!this.producer) {
+      const producer = this.options.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+      });
+      await producer.connect();
+      this.producer = producer;
+    }
+    return this.producer;
+  }
+
+  private async publishBatch(producer: Producer): Promise<number> {
+    if (this.running && !this.leader) throw new Error('not the leader');
+    const started = process.hrtime.bigint();
+    const runner = this.options.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction();
+      // SKIP LOCKED keeps a second relay (e.g. `drain()` during a hand-over) off rows in flight.
+      const rows: OutboxRow[] = await runner.query(
+        `SELECT position::text, topic, message_key, payload::text AS payload, headers
+           FROM outbox WHERE published_at IS NULL
+          ORDER BY outbox.position LIMIT $1 FOR UPDATE SKIP LOCKED`, // the table column, not the text cast
+        [this.batchSize],
+      );
+      if (rows.length === 0) {
+        await runner.commitTransaction();
+        return 0;
+      }
+      await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(rows) });
+      await this.options.afterSend?.(rows.length);
+      await runner.query(
+        'UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])',
+        [rows.map((r) => r.position)],
+      );
+      await runner.commitTransaction();
+      this.metrics.published.inc(rows.length);
+      this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      return rows.length;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async purgeIfDue(): Promise<void> {
+    if (Date.now() - this.lastPurge < PURGE_EVERY_MS) return;
+    this.lastPurge = Date.now();
+    await this.options.dataSource.query(
+      `DELETE FROM outbox WHERE published_at < clock_timestamp() - ($1::bigint * interval '1 millisecond')`,
+      [this.retainPublishedMs],
+    );
+  }
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.pollIntervalMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+}
+
+// Rows keep their outbox order inside each topic, which keeps per-key order inside each partition.
+function groupByTopic(rows: OutboxRow[]): Array<{ topic: string; messages: Message[] }> {
+  const byTopic = new Map<string, Message[]>();
+  for (const row of rows) {
+    let messages = byTopic.get(row.topic);
+    if (!messages) byTopic.set(row.topic, (messages = []));
+    messages.push({ key: row.message_key, value: row.payload, headers: row.headers });
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+function relayMetrics(registry: Registry, dataSource: DataSource) {
+  const existing = registry.getSingleMetric('outbox_published_total');
+  if (existing) {
+    return {
+      published: existing as Counter,
+      batchSeconds: registry.getSingleMetric('outbox_publish_batch_seconds') as Histogram,
+    };
+  }
+  new Gauge({
+    name: 'outbox_lag_events',
+    help: 'Outbox rows not yet published to Kafka',
+    registers: [registry],
+    async collect() {
+      const [row] = await dataSource.query(
+        'SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL',
+      );
+      this.set(row.n);
+    },
+  });
+  new Gauge({
+    name: 'outbox_lag_seconds',
+    help: 'Age of the oldest outbox row not yet published',
+    registers: [registry],
+    async collect() {
+      const [row] = await dataSource.query(
+        `SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS s
+           FROM outbox WHERE published_at IS NULL`,
+      );
+      this.set(row.s);
+    },
+  });
+  return {
+    published: new Counter({
+      name: 'outbox_published_total',
+      help: 'Outbox rows published to Kafka',
+      registers: [registry],
+    }),
+    batchSeconds: new Histogram({
+      name: 'outbox_publish_batch_seconds',
+      help: 'Time to publish one outbox batch and mark it sent',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}
