@@ -3,3 +3,4 @@ export * from './kafka';
 export * from './migrations/messaging-tables';
 export * from './outbox/outbox';
 export * from './outbox/relay';
+export * from './nest/messaging.module';

@@ -20,6 +20,7 @@ import { StartupError } from './errors';
 import { HealthController, KAFKA_PROBE, ReadinessService } from './health';
 import { KafkaProbe } from './kafka-probe';
 import { createLogger, NestPinoLogger } from './logger';
+import { enableDefaultMetrics, MetricsController } from './metrics';
 import { ProblemDetailsFilter } from './problem-details';
 
 export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
@@ -64,7 +65,7 @@ class ServiceRootModule {
         }),
         parts.feature,
       ],
-      controllers: [HealthController],
+      controllers: [HealthController, MetricsController],
       providers: [
         ReadinessService,
         { provide: KAFKA_PROBE, useValue: parts.probe },
@@ -84,6 +85,7 @@ export async function createService<C extends BaseConfig>(
   const schema = (definition.configSchema ?? baseConfigSchema) as z.ZodType<C>;
   const config = loadConfig(schema, { PORT: String(definition.defaultPort), ...env });
   const logger = createLogger(definition.name, config.LOG_LEVEL);
+  enableDefaultMetrics(definition.name);
 
   const dataSource = createDataSource({
     url: config.DATABASE_URL,

@@ -5,4 +5,5 @@ export * from './errors';
 export * from './health';
 export * from './kafka-probe';
 export * from './logger';
+export * from './metrics';
 export * from './problem-details';

@@ -51,6 +51,12 @@ export function describeServiceLifecycle(name: string, ownTables: string[]): voi
         await client.end();
       }
 
+      const metrics = await fetch(`${service.url}/metrics`);
+      expect(metrics.status).toBe(200);
+      const text = await metrics.text();
+      expect(text).toMatch(/^outbox_lag_events\{[^}]*\} 0$/m);
+      expect(text).toContain(`service="${name}"`);
+
       const missing = await fetch(`${service.url}/no-such-route`);
       expect(missing.status).toBe(404);
       expect(missing.headers.get('content-type')).toContain('application/problem+json');

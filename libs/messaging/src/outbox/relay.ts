@@ -35,6 +35,9 @@ interface OutboxRow {
 const LEADER_LOCK_KEY = 7_210_431_002;
 const CHANNEL = 'outbox';
 const PURGE_EVERY_MS = 60_000;
+const MAX_BACKOFF_MS = 30_000;
+// A relay stuck connecting to a dead broker must not hold up the service's shutdown.
+const STOP_WAIT_MS = 5_000;
 
 export class OutboxRelay {
   private readonly batchSize: number;
@@ -73,7 +76,17 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     this.running = false;
     this.wake?.();
-    await this.loop;
+    this.interruptSleep?.();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.loop,
+      new Promise((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (this.loop) {
+      await this.resign();
+      await this.producer?.disconnect().catch(() => undefined);
+    }
     this.loop = undefined;
   }
 
@@ -90,19 +103,25 @@ export class OutboxRelay {
 
   private async run(): Promise<void> {
     const { logger } = this.options;
+    let failures = 0;
     while (this.running) {
       try {
         await this.becomeLeader();
         const producer = await this.ensureProducer();
         while (this.running) {
           const published = await this.publishBatch(producer);
+          failures = 0;
           await this.purgeIfDue();
           if (published < this.batchSize) await this.idle();
         }
       } catch (error) {
-        logger.error({ err: error }, 'outbox relay failed; retrying');
+        failures++;
+        const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures, 6));
+        logger.error({ err: error, retryInMs: backoff }, 'outbox relay failed; retrying');
         await this.resign();
-        await this.sleep(1_000);
+        await this.producer?.disconnect().catch(() => undefined);
+        this.producer = undefined;
+        await this.sleep(backoff);
       }
     }
     await this.resign();
@@ -218,8 +237,16 @@ export class OutboxRelay {
     });
   }
 
+  private interruptSleep: (() => void) | undefined;
+
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ms));
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.interruptSleep = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 }
 
