@@ -7,20 +7,19 @@ const TEST_FILES = ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'];
 
 // Tag rules; test files may additionally use the shared test harness.
 function depConstraints({ tests }) {
-  const appDeps = [
-    'type:domain',
-    'type:infra',
-    'type:contracts',
-    ...(tests ? ['type:testing'] : []),
-  ];
+  const testing = tests ? ['type:testing'] : [];
+  const appDeps = ['type:domain', 'type:infra', 'type:contracts', ...testing];
   return [
     // Apps are leaves: nothing imports an app, and an app never imports another app.
     { sourceTag: 'type:app', onlyDependOnLibsWithTags: appDeps },
     // Pure business logic: no I/O libraries, no infrastructure.
-    { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:domain', 'type:contracts'] },
+    {
+      sourceTag: 'type:domain',
+      onlyDependOnLibsWithTags: ['type:domain', 'type:contracts', ...testing],
+    },
     {
       sourceTag: 'type:infra',
-      onlyDependOnLibsWithTags: ['type:infra', 'type:domain', 'type:contracts'],
+      onlyDependOnLibsWithTags: ['type:infra', 'type:domain', 'type:contracts', ...testing],
     },
     // Contracts are the shared language and depend on nothing of ours.
     { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: [] },

@@ -2,7 +2,8 @@
 // RELAY_BATCH_SIZE, and RELAY_KILL_AFTER_BATCH=n to SIGKILL itself after the n-th batch was sent
 // to Kafka but before it was marked sent.
 import { connectDatabase, createDataSource, createLogger } from '@finance/platform';
-import { createKafka, OutboxRelay } from '@finance/messaging';
+import { createKafka } from '../../src/kafka';
+import { OutboxRelay } from '../../src/outbox/relay';
 
 async function main(): Promise<void> {
   const url = process.env.DATABASE_URL!;
