@@ -102,7 +102,8 @@ describe('outbox relay', () => {
     const [{ published }] = await dataSource.query(
       'SELECT count(*)::int AS published FROM outbox WHERE published_at IS NOT NULL',
     );
-    expect(published).toBe(2_000); // batches 1 and 2 marked; batch 3 reached Kafka unmarked
+    // Batch 3 reached Kafka unmarked; batch 2 may still have been marking when the process died.
+    expect([1_000, 2_000]).toContain(published);
 
     const second = launchNodeScript('libs/messaging/test/outbox/relay-process.ts', { env });
     const deadline = Date.now() + 60_000;
@@ -165,8 +166,8 @@ describe('outbox relay', () => {
       expect([...new Set(seqs)]).toEqual(expected);
       duplicates += seqs.length - PER_KEY;
     }
-    // The crash cost exactly the unmarked batch, sent twice.
-    expect(duplicates).toBe(1_000);
+    // The crash cost exactly the batches that were sent but not marked: they went out twice.
+    expect(duplicates).toBe(3_000 - published);
   });
 
   it('elects one leader among several relays, so no row is published twice, and reports its lag', async () => {

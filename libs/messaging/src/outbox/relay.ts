@@ -1,7 +1,7 @@
 // Publishes outbox rows to Kafka in order. One relay per database is the leader (a Postgres
 // advisory lock held on its own connection); others wait, so no row is published twice in normal
 // operation, and a crash between send and mark only means a row is sent again (consumers dedupe).
-import { Kafka, Message, Producer } from 'kafkajs';
+import { Kafka, Message, Partitioners, Producer } from 'kafkajs';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
@@ -50,6 +50,8 @@ export class OutboxRelay {
   private wake: (() => void) | undefined;
   private lastPurge = 0;
   private leader = false;
+  // Set by NOTIFY; a round that started before it may have missed the new rows.
+  private notified = false;
   private readonly metrics: ReturnType<typeof relayMetrics>;
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -90,14 +92,18 @@ export class OutboxRelay {
     this.loop = undefined;
   }
 
-  /** Publishes everything pending now (one pass); returns how many rows were published. */
+  /** Leads for one pass and publishes everything pending now; returns how many rows were published. */
   async drain(): Promise<number> {
-    const producer = await this.ensureProducer();
-    let total = 0;
-    for (;;) {
-      const n = await this.publishBatch(producer);
-      total += n;
-      if (n < this.batchSize) return total;
+    if (this.running) throw new Error('drain() is for a relay that is not started');
+    this.running = true;
+    try {
+      await this.becomeLeader();
+      return await this.publishRound(await this.ensureProducer());
+    } finally {
+      this.running = false;
+      await this.resign();
+      await this.producer?.disconnect().catch(() => undefined);
+      this.producer = undefined;
     }
   }
 
@@ -109,10 +115,10 @@ export class OutboxRelay {
         await this.becomeLeader();
         const producer = await this.ensureProducer();
         while (this.running) {
-          const published = await this.publishBatch(producer);
+          await this.publishRound(producer);
           failures = 0;
           await this.purgeIfDue();
-          if (published < this.batchSize) await this.idle();
+          await this.idle();
         }
       } catch (error) {
         failures++;
@@ -140,7 +146,10 @@ export class OutboxRelay {
         [LEADER_LOCK_KEY],
       );
       if (rows[0].locked) {
-        client.on('notification', () => this.wake?.());
+        client.on('notification', () => {
+          this.notified = true;
+          this.wake?.();
+        });
         client.on('error', (error) => {
           this.options.logger.warn({ err: error }, 'outbox relay lost its leader connection');
           this.leader = false;
@@ -171,6 +180,8 @@ export class OutboxRelay {
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
+        // murmur2 on the key, as the Java client: the same key lands on the same partition everywhere.
+        createPartitioner: Partitioners.DefaultPartitioner,
       });
       await producer.connect();
       this.producer = producer;
@@ -178,40 +189,54 @@ export class OutboxRelay {
     return this.producer;
   }
 
-  private async publishBatch(producer: Producer): Promise<number> {
-    if (this.running && !this.leader) throw new Error('not the leader');
-    const started = process.hrtime.bigint();
-    const runner = this.options.dataSource.createQueryRunner();
-    await runner.connect();
+  /**
+   * Publishes until the outbox is caught up; returns how many rows went out. Kafka sends are strictly
+   * sequential (per-key order); marking batch N overlaps sending batch N + 1, and the next batch is
+   * read ahead by position. Rows committed late with a lower position are found on the next round,
+   * which starts again from the lowest unpublished row.
+   */
+  private async publishRound(producer: Producer): Promise<number> {
+    if (!this.leader) throw new Error('only the leader publishes');
+    this.notified = false;
+    let total = 0;
+    let marking: Promise<void> = Promise.resolve();
+    let next: Promise<OutboxRow[]> | undefined = this.fetch('0');
     try {
-      await runner.startTransaction();
-      // SKIP LOCKED keeps a second relay (e.g. `drain()` during a hand-over) off rows in flight.
-      const rows: OutboxRow[] = await runner.query(
-        `SELECT position::text, topic, message_key, payload::text AS payload, headers
-           FROM outbox WHERE published_at IS NULL
-          ORDER BY outbox.position LIMIT $1 FOR UPDATE SKIP LOCKED`, // the table column, not the text cast
-        [this.batchSize],
-      );
-      if (rows.length === 0) {
-        await runner.commitTransaction();
-        return 0;
+      while (next && this.running) {
+        const rows: OutboxRow[] = await next;
+        if (rows.length === 0) break;
+        const started = process.hrtime.bigint();
+        next =
+          rows.length === this.batchSize ? this.fetch(rows[rows.length - 1].position) : undefined;
+        await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(rows) });
+        await this.options.afterSend?.(rows.length);
+        await marking; // at most one batch is sent but not yet marked
+        marking = this.mark(rows);
+        total += rows.length;
+        this.metrics.published.inc(rows.length);
+        this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       }
-      await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(rows) });
-      await this.options.afterSend?.(rows.length);
-      await runner.query(
-        'UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])',
-        [rows.map((r) => r.position)],
-      );
-      await runner.commitTransaction();
-      this.metrics.published.inc(rows.length);
-      this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      return rows.length;
-    } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      throw error;
     } finally {
-      await runner.release();
+      await marking;
+      await next?.catch(() => undefined);
     }
+    return total;
+  }
+
+  private fetch(after: string): Promise<OutboxRow[]> {
+    return this.options.dataSource.query(
+      `SELECT position::text, topic, message_key, payload::text AS payload, headers
+         FROM outbox WHERE published_at IS NULL AND outbox.position > $1
+        ORDER BY outbox.position LIMIT $2`, // the table column, not its text cast
+      [after, this.batchSize],
+    );
+  }
+
+  private async mark(rows: OutboxRow[]): Promise<void> {
+    await this.options.dataSource.query(
+      'UPDATE outbox SET published_at = clock_timestamp() WHERE position = ANY($1::bigint[])',
+      [rows.map((r) => r.position)],
+    );
   }
 
   private async purgeIfDue(): Promise<void> {
@@ -224,6 +249,7 @@ export class OutboxRelay {
   }
 
   private idle(): Promise<void> {
+    if (this.notified) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, this.pollIntervalMs);
       function done() {
