@@ -6,6 +6,7 @@ import { connectDatabase, createDataSource, runMigrations } from '@finance/platf
 import { createTestDatabase, launchNodeScript, testStack } from '@finance/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { Registry } from 'prom-client';
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { createEnvelope } from '../envelopes';
@@ -238,6 +239,49 @@ describe('outbox relay', () => {
     } finally {
       await Promise.all(relays.map((r) => r.stop()));
       await db.destroy();
+    }
+  });
+
+  it('wakes the relay when an outbox write commits, not before and not on rollback', async () => {
+    const listener = new Client({ connectionString: url });
+    await listener.connect();
+    const notifications: string[] = [];
+    listener.on('notification', (n) => notifications.push(n.channel));
+    await listener.query('LISTEN outbox');
+    const envelope = () =>
+      routeMessage(
+        catalog,
+        createEnvelope(
+          Numbered,
+          { seq: 1 },
+          {
+            producer: 'trading',
+            aggregateId: 'notify',
+            aggregateSequence: 1,
+            correlationId: 'notify',
+          },
+        ),
+      );
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
+    try {
+      await dataSource
+        .transaction(async (manager) => {
+          await enqueueOutbox(manager, [envelope()]);
+          throw new Error('roll back');
+        })
+        .catch(() => undefined);
+      await settle();
+      expect(notifications).toEqual([]);
+
+      await dataSource.transaction(async (manager) => {
+        await enqueueOutbox(manager, [envelope()]);
+        await settle();
+        expect(notifications).toEqual([]); // still uncommitted
+      });
+      await settle();
+      expect(notifications).toEqual(['outbox']);
+    } finally {
+      await listener.end();
     }
   });
 });

@@ -38,6 +38,10 @@ const PURGE_EVERY_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
 // A relay stuck connecting to a dead broker must not hold up the service's shutdown.
 const STOP_WAIT_MS = 5_000;
+// Rows published since the last vacuum leave dead entries at the front of the unpublished index, so
+// rounds resume after the last published position and rescan from the start only this often (to
+// pick up a row whose transaction took a lower position but committed later).
+const RESCAN_EVERY_MS = 1_000;
 
 export class OutboxRelay {
   private readonly batchSize: number;
@@ -52,6 +56,8 @@ export class OutboxRelay {
   private leader = false;
   // Set by NOTIFY; a round that started before it may have missed the new rows.
   private notified = false;
+  private resumeAfter = '0';
+  private lastRescan = 0;
   private readonly metrics: ReturnType<typeof relayMetrics>;
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -158,6 +164,7 @@ export class OutboxRelay {
         await client.query(`LISTEN ${CHANNEL}`);
         this.leaderConnection = client;
         this.leader = true;
+        this.resumeAfter = '0';
         this.options.logger.info('outbox relay is the leader');
         return;
       }
@@ -198,9 +205,13 @@ export class OutboxRelay {
   private async publishRound(producer: Producer): Promise<number> {
     if (!this.leader) throw new Error('only the leader publishes');
     this.notified = false;
+    if (Date.now() - this.lastRescan >= RESCAN_EVERY_MS) {
+      this.lastRescan = Date.now();
+      this.resumeAfter = '0';
+    }
     let total = 0;
     let marking: Promise<void> = Promise.resolve();
-    let next: Promise<OutboxRow[]> | undefined = this.fetch('0');
+    let next: Promise<OutboxRow[]> | undefined = this.fetch(this.resumeAfter);
     try {
       while (next && this.running) {
         const rows: OutboxRow[] = await next;
@@ -210,6 +221,8 @@ export class OutboxRelay {
           rows.length === this.batchSize ? this.fetch(rows[rows.length - 1].position) : undefined;
         await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(rows) });
         await this.options.afterSend?.(rows.length);
+        const last = rows[rows.length - 1].position;
+        if (BigInt(last) > BigInt(this.resumeAfter)) this.resumeAfter = last;
         await marking; // at most one batch is sent but not yet marked
         marking = this.mark(rows);
         total += rows.length;

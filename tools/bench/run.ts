@@ -1,0 +1,39 @@
+// `npm run bench -- <scenario> [--flag value ...]`: runs a benchmark on the real stack and prints
+// its figures with the machine they ran on.
+import { eventStoreBenchmark } from './event-store';
+import { machine } from './stats';
+
+const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>> = {
+  'event-store': eventStoreBenchmark,
+};
+
+function parseFlags(args: string[]): Record<string, string> {
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]);
+    if (!match) throw new Error(`unexpected argument '${args[i]}'`);
+    flags[match[1]] = match[2] ?? args[++i] ?? '';
+  }
+  return flags;
+}
+
+async function main(): Promise<void> {
+  const [scenario, ...rest] = process.argv.slice(2);
+  const run = scenario ? SCENARIOS[scenario] : undefined;
+  if (!run) {
+    process.stderr.write(
+      `usage: npm run bench -- <${Object.keys(SCENARIOS).join('|')}> [--flag value]\n`,
+    );
+    process.exit(2);
+  }
+  process.stdout.write(`machine: ${machine()}\n`);
+  await run(parseFlags(rest));
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);
