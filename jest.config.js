@@ -46,7 +46,8 @@ module.exports = {
       testMatch: ['**/*.int-spec.ts', '**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/libs/testing/src/jest-global-setup.ts',
       globalTeardown: '<rootDir>/libs/testing/src/jest-global-teardown.ts',
-      testTimeout: 120_000,
     },
   ],
+  // A run-level option (projects cannot set it); integration tests start processes and brokers.
+  testTimeout: 120_000,
 };

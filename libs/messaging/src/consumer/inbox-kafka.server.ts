@@ -1,0 +1,126 @@
+// Nest transport on InboxConsumer: @EventPattern('<MessageType>') handlers, @Ctx() transaction.
+import { Envelope, MessageCatalog, SYSTEM_CATALOG, topicName } from '@finance/contracts';
+import { CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { EventEmitter } from 'node:events';
+import { isObservable, lastValueFrom } from 'rxjs';
+import { HandlerFailedError } from './errors';
+import { HandledInfo, InboxConsumer, InboxConsumerOptions, InboxContext } from './inbox-consumer';
+import { InboxRpcContext } from './inbox-rpc.context';
+
+/** Pass it as the transport of `@EventPattern(type, INBOX_KAFKA_TRANSPORT)` in a hybrid app. */
+export const INBOX_KAFKA_TRANSPORT = Symbol('INBOX_KAFKA_TRANSPORT');
+
+export interface InboxKafkaServerOptions extends Omit<
+  InboxConsumerOptions,
+  'topics' | 'handle' | 'catalog'
+> {
+  /** Where handled types are looked up (default SYSTEM_CATALOG). */
+  readonly catalog?: MessageCatalog;
+  /** KAFKA_TOPIC_PREFIX of the deployment. */
+  readonly topicPrefix?: string;
+}
+
+export type InboxKafkaEvents = {
+  handled: (info: HandledInfo) => void;
+  crash: (error: Error) => void;
+};
+
+export type InboxKafkaStatus = 'connecting' | 'connected' | 'disconnected' | 'crashed';
+
+export class InboxKafkaServer
+  extends Server<InboxKafkaEvents, InboxKafkaStatus>
+  implements CustomTransportStrategy
+{
+  override transportId = INBOX_KAFKA_TRANSPORT;
+  private consumer?: InboxConsumer;
+  private readonly emitter = new EventEmitter();
+
+  constructor(private readonly options: InboxKafkaServerOptions) {
+    super();
+  }
+
+  listen(callback: (...optionalParams: unknown[]) => unknown): void {
+    this.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  /** Finishes the batch in flight, commits its offsets and disconnects. */
+  async close(): Promise<void> {
+    await this.consumer?.stop();
+    this._status$.next('disconnected');
+  }
+
+  on<K extends keyof InboxKafkaEvents = keyof InboxKafkaEvents>(
+    event: K,
+    callback: InboxKafkaEvents[K],
+  ): this {
+    this.emitter.on(event, callback);
+    return this;
+  }
+
+  /** The InboxConsumer underneath; available once listening. */
+  unwrap<T = InboxConsumer>(): T {
+    if (!this.consumer) throw new Error('InboxKafkaServer is not listening yet');
+    return this.consumer as T;
+  }
+
+  /** Full names of the topics carrying the handled types. */
+  subscribedTopics(catalog: MessageCatalog = this.options.catalog ?? SYSTEM_CATALOG): string[] {
+    const topics = new Set<string>();
+    for (const [pattern, handler] of this.getHandlers()) {
+      if (!handler.isEventHandler) {
+        throw new Error(`${pattern}: the inbox transport takes @EventPattern handlers only`);
+      }
+      const definition = catalog.definition(pattern);
+      if (!definition) throw new Error(`@EventPattern('${pattern}') is not a message type`);
+      topics.add(topicName(definition.topic, this.options.topicPrefix));
+    }
+    if (topics.size === 0) throw new Error('InboxKafkaServer has no @EventPattern handlers');
+    return [...topics];
+  }
+
+  private async start(): Promise<void> {
+    const catalog = this.options.catalog ?? SYSTEM_CATALOG;
+    this._status$.next('connecting');
+    this.consumer = new InboxConsumer({
+      ...this.options,
+      catalog,
+      topics: this.subscribedTopics(catalog),
+      handle: (message, ctx) => this.dispatch(message, ctx),
+      onHandled: async (info) => {
+        this.emitter.emit('handled', info);
+        await this.options.onHandled?.(info);
+      },
+      onCrash: (error) => {
+        this._status$.next('crashed');
+        this.emitter.emit('crash', error);
+        this.options.onCrash?.(error);
+      },
+    });
+    await this.consumer.start();
+    this._status$.next('connected');
+  }
+
+  // Catalog types this service has no handler for share the topics: the inbox records them.
+  private async dispatch(message: Envelope, ctx: InboxContext): Promise<void> {
+    const handler = this.getHandlerByPattern(message.type);
+    if (!handler) return;
+    const rpcContext = new InboxRpcContext(ctx);
+    await new Promise<void>((resolve, reject) => {
+      this.onProcessingStartHook(this.transportId, rpcContext, async () => {
+        try {
+          const result: unknown = await handler(message, rpcContext);
+          // Nest hands errors back as an erroring observable rather than a rejection.
+          if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+          resolve();
+        } catch (error) {
+          reject(error instanceof Error ? error : new HandlerFailedError(error));
+        } finally {
+          this.onProcessingEndHook?.(this.transportId, rpcContext);
+        }
+      });
+    });
+  }
+}
