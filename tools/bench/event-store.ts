@@ -159,6 +159,8 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
   const rate = Number(flags.rate ?? 5_000);
   const paced = Number(flags['paced-events'] ?? rate * 10);
   const id = `bench_${Date.now().toString(36)}`;
+  if (flags['no-notify'] !== undefined)
+    process.stdout.write('outbox NOTIFY trigger dropped: the relay polls\n');
   process.stdout.write(
     `event-store: ${total.toLocaleString('en-US')} events, ${batch} per append, ${writers} writers; ` +
       `live pipeline ${live.toLocaleString('en-US')} events; paced ${paced.toLocaleString('en-US')} at ${rate}/s\n`,
@@ -178,6 +180,10 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
     });
     await connectDatabase(dataSource, url);
     await runMigrations(dataSource);
+    if (flags['no-notify'] !== undefined) {
+      // Compare: the commit-time NOTIFY takes a server-wide lock; without it the relay only polls.
+      await dataSource.query('DROP TRIGGER outbox_inserted ON outbox');
+    }
     const store = new EventStore(dataSource, { outbox: { catalog, topicPrefix: `${id}.` } });
     const kafka = createKafka({ brokers: kafkaBrokers, clientId: 'bench', logger });
     const results: Record<string, Summary> = {};

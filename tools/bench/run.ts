@@ -12,7 +12,10 @@ function parseFlags(args: string[]): Record<string, string> {
   for (let i = 0; i < args.length; i++) {
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]);
     if (!match) throw new Error(`unexpected argument '${args[i]}'`);
-    flags[match[1]] = match[2] ?? args[++i] ?? '';
+    // A flag followed by another flag (or nothing) is a switch.
+    const takesValue =
+      match[2] === undefined && args[i + 1] !== undefined && !args[i + 1].startsWith('--');
+    flags[match[1]] = match[2] ?? (takesValue ? args[++i] : '');
   }
   return flags;
 }

@@ -14,6 +14,7 @@ import { createKafka } from '../kafka';
 import { MessagingTables1763769600000 } from '../migrations/messaging-tables';
 import { enqueueOutbox, routeMessage } from './outbox';
 import { OutboxRelay } from './relay';
+import { InboxConsumer } from '../consumer';
 import { createLogger } from '@finance/platform';
 
 const KEYS = 200;
@@ -169,6 +170,50 @@ describe('outbox relay', () => {
     }
     // The crash cost exactly the batches that were sent but not marked: they went out twice.
     expect(duplicates).toBe(3_000 - published);
+
+    // A consumer with an inbox turns the at-least-once stream into exactly-once effects, in order.
+    await dataSource.query(
+      'CREATE TABLE effects (id bigserial PRIMARY KEY, key text NOT NULL, seq int NOT NULL, event_id uuid NOT NULL)',
+    );
+    const logger = createLogger('relay-test', 'silent');
+    let handled = 0;
+    const inbox = new InboxConsumer({
+      name: `relay-crash-effects-${Date.now()}`,
+      kafka: createKafka({ brokers: stack.kafkaBrokers, clientId: 'relay-crash-effects', logger }),
+      dataSource,
+      logger,
+      topics: [fullTopic],
+      catalog,
+      handle: async (message, ctx) => {
+        const { seq } = message.data as { seq: number };
+        await ctx.manager.query('INSERT INTO effects (key, seq, event_id) VALUES ($1, $2, $3)', [
+          message.metadata.aggregateId,
+          seq,
+          message.metadata.eventId,
+        ]);
+      },
+      onHandled: (info) => {
+        if (info.outcome === 'handled' || info.outcome === 'duplicate') handled++;
+      },
+    });
+    await inbox.start();
+    try {
+      const until = Date.now() + 60_000;
+      while (handled < TOTAL + duplicates && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await inbox.stop();
+    }
+    const [counts] = await dataSource.query(
+      'SELECT count(*)::int AS effects, count(DISTINCT event_id)::int AS distinct_events FROM effects',
+    );
+    expect(counts).toEqual({ effects: TOTAL, distinct_events: TOTAL });
+    const perKey: Array<{ key: string; seqs: number[] }> = await dataSource.query(
+      'SELECT key, array_agg(seq ORDER BY id) AS seqs FROM effects GROUP BY key',
+    );
+    expect(perKey).toHaveLength(KEYS);
+    for (const { seqs } of perKey) expect(seqs).toEqual(expected);
   });
 
   it('elects one leader among several relays, so no row is published twice, and reports its lag', async () => {
