@@ -20,7 +20,7 @@ import {
   MessagingTables1763769600000,
   OutboxRelay,
 } from '@finance/messaging';
-import { connectDatabase, createDataSource, createLogger, runMigrations } from '@finance/platform';
+import { createLogger, openDatabase } from '@finance/platform';
 import { localDir, repoRoot } from '@finance/testing';
 import { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
@@ -41,6 +41,21 @@ const Measured = defineMessage({
   schema: z.object({ n: z.number().int(), note: z.string() }),
 });
 const catalog = new MessageCatalog([Measured]);
+
+function benchEvents(aggregateId: string, count: number) {
+  return Array.from({ length: count }, (_, i) =>
+    createEnvelope(
+      Measured,
+      { n: i, note: 'benchmark event with a short payload' },
+      {
+        producer: 'trading',
+        aggregateId,
+        aggregateSequence: i + 1,
+        correlationId: aggregateId,
+      },
+    ),
+  );
+}
 
 interface Addresses {
   postgresAdminUrl: string;
@@ -85,18 +100,7 @@ async function appendAll(
       while (next < streams) {
         const stream = next++;
         const aggregateId = `${prefix}-${stream}`;
-        const events = Array.from({ length: Math.min(batch, total - stream * batch) }, (_, i) =>
-          createEnvelope(
-            Measured,
-            { n: i, note: 'benchmark event with a short payload' },
-            {
-              producer: 'trading',
-              aggregateId,
-              aggregateSequence: i + 1,
-              correlationId: aggregateId,
-            },
-          ),
-        );
+        const events = benchEvents(aggregateId, Math.min(batch, total - stream * batch));
         const t0 = performance.now();
         await store.append(aggregateId, events, { expectedVersion: EXPECTED.NO_STREAM });
         latencies.push(performance.now() - t0);
@@ -122,18 +126,7 @@ async function appendPaced(
     const wait = started + a * periodMs - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const aggregateId = `${prefix}-${a}`;
-    const events = Array.from({ length: batch }, (_, i) =>
-      createEnvelope(
-        Measured,
-        { n: i, note: 'benchmark event with a short payload' },
-        {
-          producer: 'trading',
-          aggregateId,
-          aggregateSequence: i + 1,
-          correlationId: aggregateId,
-        },
-      ),
-    );
+    const events = benchEvents(aggregateId, batch);
     inFlight.push(store.append(aggregateId, events, { expectedVersion: EXPECTED.NO_STREAM }));
   }
   await Promise.all(inFlight);
@@ -172,14 +165,12 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
     await ensureTopics(kafkaBrokers, [{ name: fullTopic, partitions: topic.partitions }]);
     const url = databaseUrl(postgresAdminUrl, id);
     const logger = createLogger('bench', 'warn');
-    const dataSource: DataSource = createDataSource({
+    const dataSource: DataSource = await openDatabase({
       url,
       applicationName: 'bench',
       poolSize: writers + 6,
       migrations: [MessagingTables1763769600000, EventStoreTables1763856000000],
     });
-    await connectDatabase(dataSource, url);
-    await runMigrations(dataSource);
     if (flags['no-notify'] !== undefined) {
       // Compare: the commit-time NOTIFY takes a server-wide lock; without it the relay only polls.
       await dataSource.query('DROP TRIGGER outbox_inserted ON outbox');

@@ -1,19 +1,16 @@
 // A migrated database for the event store's integration tests (outbox tables included).
 import { MessagingTables1763769600000 } from '@finance/messaging';
-import { connectDatabase, createDataSource, runMigrations } from '@finance/platform';
+import { openDatabase } from '@finance/platform';
 import type { DataSource } from 'typeorm';
 import { EventStoreTables1763856000000 } from '../migrations/event-store-tables';
 
 export async function openMigratedDatabase(url: string, poolSize = 10): Promise<DataSource> {
-  const dataSource = createDataSource({
+  return openDatabase({
     url,
     applicationName: 'event-store-tests',
     poolSize,
     migrations: [MessagingTables1763769600000, EventStoreTables1763856000000],
   });
-  await connectDatabase(dataSource, url);
-  await runMigrations(dataSource);
-  return dataSource;
 }
 
 /** Resolves every waiter once `parties` of them have arrived, so racers start together. */

@@ -2,7 +2,7 @@
 // restarted. Every event must reach Kafka, in order per key, and duplicates must be the only cost.
 import { defineMessage, MessageCatalog, TopicDefinition, topicName } from '@finance/contracts';
 import { ensureTopics } from '@finance/local-stack';
-import { connectDatabase, createDataSource, runMigrations } from '@finance/platform';
+import { createLogger, openDatabase } from '@finance/platform';
 import { createTestDatabase, launchNodeScript, testStack } from '@finance/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { Registry } from 'prom-client';
@@ -15,7 +15,6 @@ import { MessagingTables1763769600000 } from '../migrations/messaging-tables';
 import { enqueueOutbox, routeMessage } from './outbox';
 import { OutboxRelay } from './relay';
 import { InboxConsumer } from '../consumer';
-import { createLogger } from '@finance/platform';
 
 const KEYS = 200;
 const PER_KEY = 50;
@@ -53,14 +52,12 @@ describe('outbox relay', () => {
     fullTopic = topicName(topic, stack.topicPrefix);
     await ensureTopics(stack.kafkaBrokers, [{ name: fullTopic, partitions: topic.partitions }]);
     ({ url } = await createTestDatabase('relay'));
-    dataSource = createDataSource({
+    dataSource = await openDatabase({
       url,
       applicationName: 'relay-test',
       poolSize: 4,
       migrations: [MessagingTables1763769600000],
     });
-    await connectDatabase(dataSource, url);
-    await runMigrations(dataSource);
   });
 
   afterAll(async () => {
@@ -222,14 +219,12 @@ describe('outbox relay', () => {
     const fullB = topicName(topicB, stack.topicPrefix);
     await ensureTopics(stack.kafkaBrokers, [{ name: fullB, partitions: 10 }]);
     const { url: urlB } = await createTestDatabase('relay_leader');
-    const db = createDataSource({
+    const db = await openDatabase({
       url: urlB,
       applicationName: 'relay-leader',
       poolSize: 8,
       migrations: [MessagingTables1763769600000],
     });
-    await connectDatabase(db, urlB);
-    await runMigrations(db);
     const catalogB = new MessageCatalog([{ ...Numbered, topic: topicB }]);
     const logger = createLogger('relay-test', 'silent');
     const registry = new Registry();

@@ -6,7 +6,7 @@ import {
   TopicDefinition,
   topicName,
 } from '@finance/contracts';
-import { connectDatabase, createDataSource, runMigrations } from '@finance/platform';
+import { openDatabase } from '@finance/platform';
 import { IHeaders, Kafka, Partitioners } from 'kafkajs';
 import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
 import { z } from 'zod';
@@ -35,15 +35,12 @@ export class TestEffects1763769600001 implements MigrationInterface {
 }
 
 export async function migratedDataSource(url: string, poolSize = 10): Promise<DataSource> {
-  const dataSource = createDataSource({
+  return openDatabase({
     url,
     applicationName: 'inbox-consumer-test',
     poolSize,
     migrations: [MessagingTables1763769600000, TestEffects1763769600001],
   });
-  await connectDatabase(dataSource, url);
-  await runMigrations(dataSource);
-  return dataSource;
 }
 
 export function testTopic(label: string, partitions: number): TopicDefinition {
