@@ -55,6 +55,27 @@ export const TOPICS = {
     key: 'globalTransactionId',
     description: 'Participant answers to TCC commands',
   },
+  sagaCommands: {
+    name: 'saga.commands',
+    partitions: 10,
+    retentionMs: 1 * DAY_MS,
+    key: 'aggregateId',
+    description: 'Saga step executions and compensations sent by an orchestrator',
+  },
+  sagaReplies: {
+    name: 'saga.replies',
+    partitions: 10,
+    retentionMs: 1 * DAY_MS,
+    key: 'aggregateId',
+    description: 'Participant answers to saga step commands',
+  },
+  operationsEvents: {
+    name: 'operations.events',
+    partitions: 3,
+    retentionMs: 30 * DAY_MS,
+    key: 'aggregateId',
+    description: 'Operator actions, authorization denials and engine alerts, for audit and paging',
+  },
   marketDataTrades: {
     name: 'market-data.trades',
     partitions: 10,

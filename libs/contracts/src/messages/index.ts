@@ -1,10 +1,12 @@
 import { MessageCatalog, MessageOf } from './catalog';
+import { OPERATIONS_MESSAGES } from './operations';
 import { COMPLIANCE_EVENTS, RISK_EVENTS, SETTLEMENT_EVENTS } from './others';
 import { TCC_MESSAGES } from './tcc';
 import { TRADING_EVENTS } from './trading';
 
 export * from './catalog';
 export * as fields from './fields';
+export * from './operations';
 export * from './others';
 export * from './tcc';
 export * from './trading';
@@ -15,6 +17,7 @@ export const ALL_MESSAGES = [
   ...RISK_EVENTS,
   ...SETTLEMENT_EVENTS,
   ...COMPLIANCE_EVENTS,
+  ...OPERATIONS_MESSAGES,
 ] as const;
 
 /** Every message of the system as a discriminated union on `type`. */
