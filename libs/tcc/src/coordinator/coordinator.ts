@@ -1,0 +1,588 @@
+// The TCC coordinator: a global transaction and its branches live in PostgreSQL; every state change
+// and the commands it causes commit together (the outbox), so a crash never loses a decision and a
+// restart resumes from the tables. Replies drive it forward; `tick` re-sends what is unanswered and
+// cancels what passed its deadline.
+import {
+  Envelope,
+  MessageCatalog,
+  MessageOf,
+  OperatorActionRecorded,
+  ServiceName,
+  SYSTEM_CATALOG,
+  TccCancel,
+  TccConfirm,
+  TccReply,
+  TccTry,
+  uuidv7,
+} from '@finance/contracts';
+import { createEnvelope, enqueueOutbox, OutboxMessage, routeMessage } from '@finance/messaging';
+import { Client } from 'pg';
+import type { Logger } from 'pino';
+import { Counter, Histogram, Registry, register as defaultRegistry } from 'prom-client';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
+
+export type TransactionState = 'TRYING' | 'CONFIRMING' | 'CANCELLING' | 'CONFIRMED' | 'CANCELLED';
+
+export interface BranchSpec {
+  branchId: string;
+  participant: ServiceName;
+  resource: string;
+  payload: Record<string, unknown>;
+}
+
+export interface BeginOptions {
+  kind: string;
+  branches: BranchSpec[];
+  /** Time allowed for every Try to answer; past it the transaction is cancelled. */
+  timeoutMs: number;
+  correlationId: string;
+  gtid?: string;
+  causationId?: string;
+  /** Begin inside the caller's transaction (e.g. with the order that needs it). */
+  manager?: EntityManager;
+}
+
+export interface Failure {
+  branchId: string;
+  participant: string;
+  code: string;
+  message: string;
+}
+
+export type Outcome =
+  | { state: 'CONFIRMED'; gtid: string }
+  | { state: 'CANCELLED'; gtid: string; failure: Failure | null }
+  | { state: 'PENDING'; gtid: string; current: TransactionState };
+
+export interface TccCoordinatorOptions {
+  dataSource: DataSource;
+  service: ServiceName;
+  logger: Logger;
+  topicPrefix?: string;
+  catalog?: MessageCatalog;
+  /** First delay before a command without an answer is sent again; doubles per attempt. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** How often `start()` runs `tick`. */
+  tickIntervalMs?: number;
+  /** Time source; tests move it forward instead of waiting. */
+  clock?: () => number;
+  registry?: Registry;
+}
+
+interface TransactionRow {
+  gtid: string;
+  kind: string;
+  state: TransactionState;
+  correlation_id: string;
+  deadline: Date;
+  failure: Failure | null;
+}
+
+interface BranchRow {
+  gtid: string;
+  branch_id: string;
+  participant: ServiceName;
+  resource: string;
+  payload: Record<string, unknown>;
+  try_status: 'PENDING' | 'SUCCEEDED' | 'FAILED';
+  settled: boolean;
+  attempts: number;
+  deadline?: Date;
+}
+
+type Reply = MessageOf<typeof TccReply>;
+
+const FINISHED_CHANNEL = 'tcc_finished';
+const TICK_BATCH = 200;
+
+export class TccCoordinator {
+  private readonly catalog: MessageCatalog;
+  private readonly clock: () => number;
+  private readonly retryInitialMs: number;
+  private readonly retryMaxMs: number;
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private listener: Client | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private readonly metrics: ReturnType<typeof coordinatorMetrics>;
+
+  constructor(private readonly options: TccCoordinatorOptions) {
+    this.catalog = options.catalog ?? SYSTEM_CATALOG;
+    this.clock = options.clock ?? Date.now;
+    this.retryInitialMs = options.retryInitialMs ?? 500;
+    this.retryMaxMs = options.retryMaxMs ?? 30_000;
+    this.metrics = coordinatorMetrics(options.registry ?? defaultRegistry);
+  }
+
+  /** Listens for finished transactions and runs `tick` periodically (which also resumes after a restart). */
+  async start(): Promise<void> {
+    const url = (this.options.dataSource.options as PostgresConnectionOptions).url;
+    const listener = new Client({ connectionString: url, application_name: 'tcc-coordinator' });
+    await listener.connect();
+    listener.on('notification', (n) => n.payload && this.wake(n.payload));
+    listener.on('error', (error) =>
+      this.options.logger.warn({ err: error }, 'tcc listener connection lost'),
+    );
+    await listener.query(`LISTEN ${FINISHED_CHANNEL}`);
+    this.listener = listener;
+    const every = this.options.tickIntervalMs ?? 250;
+    const loop = () => {
+      this.ticking = this.tick().then(
+        () => undefined,
+        (error: unknown) => this.options.logger.error({ err: error }, 'tcc tick failed'),
+      );
+      void this.ticking.finally(() => {
+        if (this.listener) this.timer = setTimeout(loop, every);
+      });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    const listener = this.listener;
+    this.listener = undefined;
+    await this.ticking;
+    await listener?.end().catch(() => undefined);
+  }
+
+  /** Records the transaction, its branches and their Try commands in one commit; returns the id. */
+  async begin(options: BeginOptions): Promise<string> {
+    if (options.branches.length === 0)
+      throw new Error('a global transaction needs at least one branch');
+    const gtid = options.gtid ?? uuidv7();
+    const work = async (manager: EntityManager) => {
+      const now = new Date(this.clock());
+      const deadline = new Date(this.clock() + options.timeoutMs);
+      await manager.query(
+        `INSERT INTO tcc_transactions (gtid, kind, state, correlation_id, deadline, created_at, updated_at)
+         VALUES ($1, $2, 'TRYING', $3, $4, $5, $5)`,
+        [gtid, options.kind, options.correlationId, deadline, now],
+      );
+      const retryAt = new Date(this.clock() + this.retryInitialMs);
+      await manager.query(
+        `INSERT INTO tcc_branches (gtid, branch_id, participant, resource, payload, next_attempt_at)
+         SELECT $1, b.branch_id, b.participant, b.resource, b.payload, $6
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[]) AS b(branch_id, participant, resource, payload)`,
+        [
+          gtid,
+          options.branches.map((b) => b.branchId),
+          options.branches.map((b) => b.participant),
+          options.branches.map((b) => b.resource),
+          options.branches.map((b) => JSON.stringify(b.payload)),
+          retryAt,
+        ],
+      );
+      const branches = options.branches.map((b) => ({ ...b, branch_id: b.branchId }));
+      await this.send(
+        manager,
+        'TRY',
+        { gtid, correlation_id: options.correlationId, deadline },
+        branches,
+        options.causationId,
+      );
+      await log(manager, gtid, null, 'BEGIN', {
+        kind: options.kind,
+        branches: options.branches.length,
+      });
+    };
+    if (options.manager) await work(options.manager);
+    else await this.options.dataSource.transaction(work);
+    this.metrics.started.inc({ kind: options.kind });
+    return gtid;
+  }
+
+  /** Applies a participant's reply inside the consumer's transaction. */
+  async onReply(message: Envelope, manager: EntityManager): Promise<void> {
+    if (message.type !== TccReply.type) return;
+    const reply = (message as Reply).data;
+    const tx = await this.lock(manager, reply.globalTransactionId);
+    if (!tx) {
+      this.options.logger.warn(
+        { gtid: reply.globalTransactionId },
+        'reply for an unknown global transaction',
+      );
+      return;
+    }
+    const [branch]: BranchRow[] = await manager.query(
+      'SELECT * FROM tcc_branches WHERE gtid = $1 AND branch_id = $2',
+      [tx.gtid, reply.branchId],
+    );
+    if (!branch) return;
+    await log(manager, tx.gtid, branch.branch_id, 'REPLY', {
+      phase: reply.phase,
+      outcome: reply.outcome,
+      reason: reply.reason,
+      eventId: message.metadata.eventId,
+    });
+
+    if (reply.phase === 'TRY') {
+      if (tx.state !== 'TRYING' || branch.try_status !== 'PENDING') return; // late or repeated
+      await manager.query(
+        'UPDATE tcc_branches SET try_status = $3 WHERE gtid = $1 AND branch_id = $2',
+        [tx.gtid, branch.branch_id, reply.outcome],
+      );
+      if (reply.outcome === 'FAILED') {
+        const failure: Failure = {
+          branchId: branch.branch_id,
+          participant: branch.participant,
+          code: reply.reason?.code ?? 'FAILED',
+          message: reply.reason?.message ?? 'the branch refused its Try',
+        };
+        await this.transition(manager, tx, 'CANCELLING', failure, message.metadata.eventId);
+        return;
+      }
+      const [{ pending }] = await manager.query(
+        `SELECT count(*)::int AS pending FROM tcc_branches WHERE gtid = $1 AND try_status <> 'SUCCEEDED'`,
+        [tx.gtid],
+      );
+      if (pending === 0)
+        await this.transition(manager, tx, 'CONFIRMING', null, message.metadata.eventId);
+      return;
+    }
+
+    const settling = reply.phase === 'CONFIRM' ? 'CONFIRMING' : 'CANCELLING';
+    if (tx.state !== settling || branch.settled) return;
+    if (reply.outcome !== 'SUCCEEDED') return; // stays due; `tick` sends it again
+    await manager.query(
+      'UPDATE tcc_branches SET settled = true WHERE gtid = $1 AND branch_id = $2',
+      [tx.gtid, branch.branch_id],
+    );
+    const [{ open }] = await manager.query(
+      'SELECT count(*)::int AS open FROM tcc_branches WHERE gtid = $1 AND NOT settled',
+      [tx.gtid],
+    );
+    if (open === 0)
+      await this.finish(manager, tx, settling === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED');
+  }
+
+  /**
+   * One pass of the driver: cancels transactions whose Try phase passed its deadline and sends again
+   * every command whose answer is overdue (with exponential backoff). Safe to run on several nodes.
+   */
+  async tick(): Promise<{ expired: number; resent: number }> {
+    const now = new Date(this.clock());
+    const expired = await this.options.dataSource.transaction(async (manager) => {
+      const rows: TransactionRow[] = await manager.query(
+        `SELECT * FROM tcc_transactions WHERE state = 'TRYING' AND deadline <= $1
+          ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [now, TICK_BATCH],
+      );
+      for (const tx of rows) {
+        await this.transition(manager, tx, 'CANCELLING', {
+          branchId: '',
+          participant: '',
+          code: 'TIMEOUT',
+          message: 'not every branch answered its Try before the deadline',
+        });
+      }
+      return rows.length;
+    });
+    const resent = await this.options.dataSource.transaction(async (manager) => {
+      const due: Array<BranchRow & { state: TransactionState; correlation_id: string }> =
+        await manager.query(
+          `SELECT b.*, t.state, t.correlation_id, t.deadline
+           FROM tcc_branches b JOIN tcc_transactions t USING (gtid)
+          WHERE NOT b.settled AND b.next_attempt_at <= $1 AND t.finished_at IS NULL
+            AND (t.state <> 'TRYING' OR b.try_status = 'PENDING')
+          ORDER BY b.next_attempt_at LIMIT $2
+          FOR UPDATE OF t SKIP LOCKED`,
+          [now, TICK_BATCH],
+        );
+      for (const branch of due) {
+        const phase =
+          branch.state === 'TRYING' ? 'TRY' : branch.state === 'CONFIRMING' ? 'CONFIRM' : 'CANCEL';
+        await manager.query(
+          `UPDATE tcc_branches SET attempts = attempts + 1, next_attempt_at = $3 WHERE gtid = $1 AND branch_id = $2`,
+          [
+            branch.gtid,
+            branch.branch_id,
+            new Date(this.clock() + this.backoff(branch.attempts + 1)),
+          ],
+        );
+        await this.send(
+          manager,
+          phase,
+          { gtid: branch.gtid, correlation_id: branch.correlation_id, deadline: branch.deadline! },
+          [branch],
+        );
+        await log(manager, branch.gtid, branch.branch_id, 'RESENT', {
+          phase,
+          attempt: branch.attempts + 1,
+        });
+      }
+      return due.length;
+    });
+    if (resent > 0) this.metrics.resent.inc(resent);
+    return { expired, resent };
+  }
+
+  /** The outcome once the transaction finishes, or PENDING when `timeoutMs` passes first. */
+  async awaitOutcome(gtid: string, timeoutMs: number): Promise<Outcome> {
+    let wake: () => void = () => undefined;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    let set = this.waiters.get(gtid);
+    if (!set) this.waiters.set(gtid, (set = new Set()));
+    set.add(wake);
+    try {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const outcome = await this.outcome(gtid);
+        if (outcome.state !== 'PENDING') return outcome;
+        const left = deadline - Date.now();
+        if (left <= 0) return outcome;
+        // Woken by NOTIFY on commit; the timer covers a lost notification.
+        await Promise.race([
+          woken,
+          new Promise((resolve) => setTimeout(resolve, Math.min(left, 1_000))),
+        ]);
+      }
+    } finally {
+      set.delete(wake);
+      if (set.size === 0) this.waiters.delete(gtid);
+    }
+  }
+
+  async outcome(gtid: string): Promise<Outcome> {
+    const [tx]: TransactionRow[] = await this.options.dataSource.query(
+      'SELECT gtid, state, failure FROM tcc_transactions WHERE gtid = $1',
+      [gtid],
+    );
+    if (!tx) throw new Error(`unknown global transaction ${gtid}`);
+    if (tx.state === 'CONFIRMED') return { state: 'CONFIRMED', gtid };
+    if (tx.state === 'CANCELLED') return { state: 'CANCELLED', gtid, failure: tx.failure };
+    return { state: 'PENDING', gtid, current: tx.state };
+  }
+
+  /** Operator: send every unanswered command of the transaction now, whatever its backoff. */
+  async retryNow(gtid: string, actor: string, note?: string): Promise<Outcome> {
+    await this.options.dataSource.transaction(async (manager) => {
+      const tx = await this.lock(manager, gtid);
+      if (!tx) throw new UnknownTransactionError(gtid);
+      await manager.query(
+        'UPDATE tcc_branches SET next_attempt_at = $2 WHERE gtid = $1 AND NOT settled',
+        [gtid, new Date(this.clock())],
+      );
+      await this.operatorAction(manager, tx, actor, 'retry', note);
+    });
+    await this.tick();
+    return this.outcome(gtid);
+  }
+
+  /** Operator: give up on a transaction stuck in Try and cancel every branch. */
+  async forceCancel(gtid: string, actor: string, note?: string): Promise<Outcome> {
+    await this.options.dataSource.transaction(async (manager) => {
+      const tx = await this.lock(manager, gtid);
+      if (!tx) throw new UnknownTransactionError(gtid);
+      if (tx.state !== 'TRYING')
+        throw new InvalidOperatorActionError(gtid, tx.state, 'force-cancel');
+      await this.transition(manager, tx, 'CANCELLING', {
+        branchId: '',
+        participant: '',
+        code: 'CANCELLED_BY_OPERATOR',
+        message: note ?? 'cancelled by an operator',
+      });
+      await this.operatorAction(manager, tx, actor, 'force-cancel', note);
+    });
+    return this.outcome(gtid);
+  }
+
+  private async operatorAction(
+    manager: EntityManager,
+    tx: TransactionRow,
+    actor: string,
+    action: string,
+    note?: string,
+  ) {
+    const envelope = createEnvelope(
+      OperatorActionRecorded,
+      { actor, action, target: { kind: 'tcc', id: tx.gtid }, ...(note ? { note } : {}) },
+      {
+        producer: this.options.service,
+        aggregateId: tx.gtid,
+        aggregateSequence: 1,
+        correlationId: tx.correlation_id,
+      },
+    );
+    await enqueueOutbox(manager, [routeMessage(this.catalog, envelope, this.options.topicPrefix)]);
+    await log(manager, tx.gtid, null, 'OPERATOR', { actor, action, note });
+  }
+
+  private async transition(
+    manager: EntityManager,
+    tx: TransactionRow,
+    state: 'CONFIRMING' | 'CANCELLING',
+    failure: Failure | null,
+    causationId?: string,
+  ): Promise<void> {
+    const now = new Date(this.clock());
+    await manager.query(
+      'UPDATE tcc_transactions SET state = $2, failure = $3, updated_at = $4 WHERE gtid = $1',
+      [tx.gtid, state, failure ? JSON.stringify(failure) : null, now],
+    );
+    // Every branch gets the second phase, whatever its Try did (a lost Try reply still reserved).
+    // (TypeORM answers an UPDATE with [rows, count]; a CTE makes it a plain row set.)
+    const branches: BranchRow[] = await manager.query(
+      `WITH reset AS (
+         UPDATE tcc_branches SET attempts = 1, next_attempt_at = $2, settled = false WHERE gtid = $1 RETURNING *)
+       SELECT * FROM reset`,
+      [tx.gtid, new Date(this.clock() + this.retryInitialMs)],
+    );
+    await this.send(
+      manager,
+      state === 'CONFIRMING' ? 'CONFIRM' : 'CANCEL',
+      tx,
+      branches,
+      causationId,
+    );
+    await log(manager, tx.gtid, null, 'STATE', { state, failure });
+  }
+
+  private async finish(
+    manager: EntityManager,
+    tx: TransactionRow,
+    state: 'CONFIRMED' | 'CANCELLED',
+  ) {
+    const now = new Date(this.clock());
+    const [{ created_at }] = await manager.query(
+      `WITH done AS (
+         UPDATE tcc_transactions SET state = $2, updated_at = $3, finished_at = $3 WHERE gtid = $1
+         RETURNING created_at)
+       SELECT created_at FROM done`,
+      [tx.gtid, state, now],
+    );
+    await log(manager, tx.gtid, null, 'STATE', { state });
+    await manager.query('SELECT pg_notify($1, $2)', [FINISHED_CHANNEL, tx.gtid]);
+    this.metrics.finished.inc({ kind: tx.kind, state });
+    this.metrics.duration.observe(
+      { state },
+      (now.getTime() - new Date(created_at).getTime()) / 1000,
+    );
+  }
+
+  private async send(
+    manager: EntityManager,
+    phase: 'TRY' | 'CONFIRM' | 'CANCEL',
+    tx: Pick<TransactionRow, 'gtid' | 'correlation_id' | 'deadline'>,
+    branches: Array<Pick<BranchRow, 'branch_id' | 'participant' | 'resource' | 'payload'>>,
+    causationId?: string,
+  ): Promise<void> {
+    const messages: OutboxMessage[] = branches.map((b) => {
+      const common = {
+        globalTransactionId: tx.gtid,
+        branchId: b.branch_id,
+        participant: b.participant,
+        resource: b.resource,
+      };
+      const ctx = {
+        producer: this.options.service,
+        aggregateId: tx.gtid,
+        aggregateSequence: 1,
+        correlationId: tx.correlation_id,
+        causationId: causationId ?? null,
+      };
+      const envelope =
+        phase === 'TRY'
+          ? createEnvelope(
+              TccTry,
+              { ...common, deadline: new Date(tx.deadline).toISOString(), payload: b.payload },
+              ctx,
+            )
+          : phase === 'CONFIRM'
+            ? createEnvelope(TccConfirm, common, ctx)
+            : createEnvelope(TccCancel, common, ctx);
+      return routeMessage(this.catalog, envelope, this.options.topicPrefix);
+    });
+    await enqueueOutbox(manager, messages);
+  }
+
+  private async lock(manager: EntityManager, gtid: string): Promise<TransactionRow | undefined> {
+    const [tx]: TransactionRow[] = await manager.query(
+      'SELECT * FROM tcc_transactions WHERE gtid = $1 FOR UPDATE',
+      [gtid],
+    );
+    return tx;
+  }
+
+  private backoff(attempt: number): number {
+    const base = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** Math.min(attempt - 1, 16));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  private wake(gtid: string): void {
+    for (const wake of this.waiters.get(gtid) ?? []) wake();
+  }
+}
+
+export class UnknownTransactionError extends Error {
+  override readonly name = 'UnknownTransactionError';
+  constructor(readonly gtid: string) {
+    super(`unknown global transaction ${gtid}`);
+  }
+}
+
+export class InvalidOperatorActionError extends Error {
+  override readonly name = 'InvalidOperatorActionError';
+  constructor(
+    readonly gtid: string,
+    readonly state: string,
+    readonly action: string,
+  ) {
+    super(`cannot ${action} ${gtid}: it is ${state}`);
+  }
+}
+
+async function log(
+  manager: EntityManager,
+  gtid: string,
+  branchId: string | null,
+  kind: string,
+  detail: object,
+) {
+  await manager.query(
+    'INSERT INTO tcc_log (gtid, branch_id, kind, detail) VALUES ($1, $2, $3, $4)',
+    [gtid, branchId, kind, JSON.stringify(detail)],
+  );
+}
+
+function coordinatorMetrics(registry: Registry) {
+  const existing = registry.getSingleMetric('tcc_transactions_started_total');
+  if (existing) {
+    return {
+      started: existing as Counter<'kind'>,
+      finished: registry.getSingleMetric('tcc_transactions_finished_total') as Counter<
+        'kind' | 'state'
+      >,
+      resent: registry.getSingleMetric('tcc_commands_resent_total') as Counter,
+      duration: registry.getSingleMetric('tcc_transaction_duration_seconds') as Histogram<'state'>,
+    };
+  }
+  return {
+    started: new Counter({
+      name: 'tcc_transactions_started_total',
+      help: 'Global transactions begun',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    finished: new Counter({
+      name: 'tcc_transactions_finished_total',
+      help: 'Global transactions finished, by final state',
+      labelNames: ['kind', 'state'],
+      registers: [registry],
+    }),
+    resent: new Counter({
+      name: 'tcc_commands_resent_total',
+      help: 'TCC commands sent again because their answer was overdue',
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'tcc_transaction_duration_seconds',
+      help: 'Time from begin to CONFIRMED or CANCELLED',
+      labelNames: ['state'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,4 @@
+export * from './coordinator/coordinator';
+export * from './errors';
+export * from './migrations/tcc-tables';
+export * from './participant/participant';

@@ -1,0 +1,279 @@
+// The participant side of TCC: each Try / Confirm / Cancel runs in one local transaction together
+// with its barrier row and its reply, which makes commands idempotent, turns a Cancel without a Try
+// into a recorded no-op, and refuses a Try that arrives after its Cancel.
+import {
+  Envelope,
+  MessageCatalog,
+  ServiceName,
+  SYSTEM_CATALOG,
+  TccCancel,
+  TccConfirm,
+  TccReply,
+  TccTry,
+  MessageOf,
+} from '@finance/contracts';
+import { createEnvelope, enqueueOutbox, routeMessage } from '@finance/messaging';
+import type { EntityManager } from 'typeorm';
+import { BranchRejected } from '../errors';
+
+export interface BranchContext {
+  readonly manager: EntityManager;
+  readonly gtid: string;
+  readonly branchId: string;
+  readonly resource: string;
+}
+
+export type Payload = Record<string, unknown>;
+
+/** What a participant does for one kind of reservation. `confirm` and `cancel` get the Try's payload. */
+export interface BranchHandlers {
+  try(ctx: BranchContext, payload: Payload): Promise<void>;
+  confirm(ctx: BranchContext, payload: Payload): Promise<void>;
+  cancel(ctx: BranchContext, payload: Payload): Promise<void>;
+}
+
+export interface TccParticipantOptions {
+  service: ServiceName;
+  resources: Record<string, BranchHandlers>;
+  topicPrefix?: string;
+  catalog?: MessageCatalog;
+}
+
+type Command =
+  MessageOf<typeof TccTry> | MessageOf<typeof TccConfirm> | MessageOf<typeof TccCancel>;
+type Phase = 'TRY' | 'CONFIRM' | 'CANCEL';
+type Reply = MessageOf<typeof TccReply>['data'];
+
+export type ParticipantOutcome =
+  | 'not-mine'
+  | 'executed'
+  | 'rejected'
+  | 'duplicate'
+  | 'null-compensation'
+  | 'refused-after-cancel'
+  | 'nothing-to-cancel';
+
+interface BarrierRow {
+  outcome: 'SUCCEEDED' | 'FAILED' | 'BLOCKED';
+  reason: { code: string; message: string } | null;
+  payload: Payload | null;
+}
+
+const PHASE_OF: Record<string, Phase> = {
+  TccTry: 'TRY',
+  TccConfirm: 'CONFIRM',
+  TccCancel: 'CANCEL',
+};
+
+export class TccParticipant {
+  private readonly catalog: MessageCatalog;
+
+  constructor(private readonly options: TccParticipantOptions) {
+    this.catalog = options.catalog ?? SYSTEM_CATALOG;
+  }
+
+  /** Whether this participant runs the command's branch. */
+  owns(message: Envelope): boolean {
+    return (
+      message.type in PHASE_OF &&
+      (message.data as { participant?: string }).participant === this.options.service
+    );
+  }
+
+  /**
+   * Runs a command inside `manager`'s transaction (the inbox consumer's). Commands for other
+   * participants are ignored. Technical errors propagate so the consumer retries the whole message.
+   */
+  async handle(message: Envelope, manager: EntityManager): Promise<ParticipantOutcome> {
+    if (!this.owns(message)) return 'not-mine';
+    if (!manager.queryRunner?.isTransactionActive)
+      throw new Error('a TCC command must run in a transaction');
+    const command = message as Command;
+    const phase = PHASE_OF[command.type];
+    const handlers = this.options.resources[command.data.resource];
+    if (!handlers) throw new Error(`no handlers for resource ${command.data.resource}`);
+    switch (phase) {
+      case 'TRY':
+        return this.runTry(command as MessageOf<typeof TccTry>, handlers, manager);
+      case 'CONFIRM':
+        return this.runConfirm(command, handlers, manager);
+      case 'CANCEL':
+        return this.runCancel(command, handlers, manager);
+      default: {
+        const never: never = phase;
+        throw new Error(`unknown phase ${String(never)}`);
+      }
+    }
+  }
+
+  private async runTry(
+    command: MessageOf<typeof TccTry>,
+    handlers: BranchHandlers,
+    manager: EntityManager,
+  ) {
+    const { globalTransactionId: gtid, branchId, payload } = command.data;
+    const claimed = await claim(manager, gtid, branchId, 'TRY', 'SUCCEEDED', payload);
+    if (!claimed) {
+      const row = await barrier(manager, gtid, branchId, 'TRY');
+      if (row.outcome === 'BLOCKED') {
+        await this.reply(manager, command, 'TRY', 'FAILED', {
+          code: 'TRY_AFTER_CANCEL',
+          message: 'the branch was cancelled before this Try arrived',
+        });
+        return 'refused-after-cancel';
+      }
+      await this.reply(manager, command, 'TRY', row.outcome, row.reason ?? undefined);
+      return 'duplicate';
+    }
+    const rejection = await this.runHandler(manager, () =>
+      handlers.try(context(manager, command), payload),
+    );
+    if (rejection) {
+      await manager.query(
+        `UPDATE tcc_barrier SET outcome = 'FAILED', reason = $4 WHERE gtid = $1 AND branch_id = $2 AND phase = $3`,
+        [gtid, branchId, 'TRY', JSON.stringify(rejection)],
+      );
+      await this.reply(manager, command, 'TRY', 'FAILED', rejection);
+      return 'rejected';
+    }
+    await this.reply(manager, command, 'TRY', 'SUCCEEDED');
+    return 'executed';
+  }
+
+  private async runConfirm(command: Command, handlers: BranchHandlers, manager: EntityManager) {
+    const { globalTransactionId: gtid, branchId } = command.data;
+    if (!(await claim(manager, gtid, branchId, 'CONFIRM', 'SUCCEEDED', null))) {
+      const row = await barrier(manager, gtid, branchId, 'CONFIRM');
+      await this.reply(
+        manager,
+        command,
+        'CONFIRM',
+        row.outcome === 'SUCCEEDED' ? 'SUCCEEDED' : 'FAILED',
+      );
+      return 'duplicate';
+    }
+    const tried = await barrierOrUndefined(manager, gtid, branchId, 'TRY');
+    if (tried?.outcome !== 'SUCCEEDED') {
+      // The coordinator only confirms after every Try succeeded; anything else is a protocol error.
+      throw new Error(`Confirm of ${gtid}/${branchId} without a successful Try`);
+    }
+    await handlers.confirm(context(manager, command), tried.payload ?? {});
+    await this.reply(manager, command, 'CONFIRM', 'SUCCEEDED');
+    return 'executed';
+  }
+
+  private async runCancel(command: Command, handlers: BranchHandlers, manager: EntityManager) {
+    const { globalTransactionId: gtid, branchId } = command.data;
+    // Taking the Try slot first blocks any Try still in flight from running later.
+    const blockedTry = await claim(manager, gtid, branchId, 'TRY', 'BLOCKED', null);
+    const firstCancel = await claim(manager, gtid, branchId, 'CANCEL', 'SUCCEEDED', null);
+    if (!firstCancel) {
+      await this.reply(manager, command, 'CANCEL', 'SUCCEEDED');
+      return 'duplicate';
+    }
+    if (blockedTry) {
+      await this.reply(manager, command, 'CANCEL', 'SUCCEEDED');
+      return 'null-compensation';
+    }
+    const tried = await barrier(manager, gtid, branchId, 'TRY');
+    if (tried.outcome !== 'SUCCEEDED') {
+      // A rejected Try left nothing behind to undo.
+      await this.reply(manager, command, 'CANCEL', 'SUCCEEDED');
+      return 'nothing-to-cancel';
+    }
+    await handlers.cancel(context(manager, command), tried.payload ?? {});
+    await this.reply(manager, command, 'CANCEL', 'SUCCEEDED');
+    return 'executed';
+  }
+
+  /** Runs the business handler under a savepoint: a BranchRejected undoes only its own changes. */
+  private async runHandler(manager: EntityManager, work: () => Promise<void>) {
+    await manager.query('SAVEPOINT tcc_branch');
+    try {
+      await work();
+      await manager.query('RELEASE SAVEPOINT tcc_branch');
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof BranchRejected)) throw error;
+      await manager.query('ROLLBACK TO SAVEPOINT tcc_branch');
+      return { code: error.code, message: error.message };
+    }
+  }
+
+  private async reply(
+    manager: EntityManager,
+    command: Command,
+    phase: Phase,
+    outcome: 'SUCCEEDED' | 'FAILED' | 'BLOCKED',
+    reason?: { code: string; message: string },
+  ): Promise<void> {
+    const { globalTransactionId, branchId, participant, resource } = command.data;
+    const data: Reply = {
+      globalTransactionId,
+      branchId,
+      participant,
+      resource,
+      phase,
+      outcome: outcome === 'SUCCEEDED' ? 'SUCCEEDED' : 'FAILED',
+      ...(reason ? { reason } : {}),
+    };
+    const envelope = createEnvelope(TccReply, data, {
+      producer: this.options.service,
+      aggregateId: globalTransactionId,
+      aggregateSequence: 1,
+      correlationId: command.metadata.correlationId,
+      causationId: command.metadata.eventId,
+    });
+    await enqueueOutbox(manager, [routeMessage(this.catalog, envelope, this.options.topicPrefix)]);
+  }
+}
+
+function context(manager: EntityManager, command: Command): BranchContext {
+  return {
+    manager,
+    gtid: command.data.globalTransactionId,
+    branchId: command.data.branchId,
+    resource: command.data.resource,
+  };
+}
+
+/** Inserts the barrier row; false when it was already there (the caller then reads the first outcome). */
+async function claim(
+  manager: EntityManager,
+  gtid: string,
+  branchId: string,
+  phase: Phase,
+  outcome: BarrierRow['outcome'],
+  payload: Payload | null,
+): Promise<boolean> {
+  const rows: unknown[] = await manager.query(
+    `INSERT INTO tcc_barrier (gtid, branch_id, phase, outcome, payload) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT DO NOTHING RETURNING 1`,
+    [gtid, branchId, phase, outcome, payload === null ? null : JSON.stringify(payload)],
+  );
+  return rows.length === 1;
+}
+
+async function barrierOrUndefined(
+  manager: EntityManager,
+  gtid: string,
+  branchId: string,
+  phase: Phase,
+): Promise<BarrierRow | undefined> {
+  const rows: BarrierRow[] = await manager.query(
+    'SELECT outcome, reason, payload FROM tcc_barrier WHERE gtid = $1 AND branch_id = $2 AND phase = $3',
+    [gtid, branchId, phase],
+  );
+  return rows[0];
+}
+
+async function barrier(
+  manager: EntityManager,
+  gtid: string,
+  branchId: string,
+  phase: Phase,
+): Promise<BarrierRow> {
+  const row = await barrierOrUndefined(manager, gtid, branchId, phase);
+  if (!row) throw new Error(`barrier row ${gtid}/${branchId}/${phase} vanished`);
+  return row;
+}

@@ -1,0 +1,146 @@
+// Each classic TCC fault, injected deterministically on a real database: every transaction must end
+// with all branches in its final state and no business effect applied twice.
+import { createLogger } from '@finance/platform';
+import type { DataSource } from 'typeorm';
+import { Registry } from 'prom-client';
+import { ChaosBus, participants, reservations, tccDatabase } from '../test/chaos-bus';
+import { BranchSpec, TccCoordinator } from './coordinator/coordinator';
+
+const BRANCHES: BranchSpec[] = [
+  { branchId: 'funds', participant: 'trading', resource: 'quota', payload: { amount: '100.00' } },
+  { branchId: 'risk', participant: 'risk', resource: 'quota', payload: {} },
+  { branchId: 'clearing', participant: 'settlement', resource: 'quota', payload: {} },
+];
+
+describe('TCC under injected faults', () => {
+  let db: DataSource;
+  let now = Date.parse('2026-11-22T10:00:00Z');
+  let coordinator: TccCoordinator;
+  let bus: ChaosBus;
+
+  beforeAll(async () => {
+    db = await tccDatabase('tcc_faults');
+    coordinator = new TccCoordinator({
+      dataSource: db,
+      service: 'trading',
+      logger: createLogger('tcc-test', 'silent'),
+      clock: () => now,
+      retryInitialMs: 1_000,
+      registry: new Registry(),
+    });
+    bus = new ChaosBus(db, coordinator, participants());
+  });
+  afterAll(() => db?.destroy());
+  beforeEach(() => {
+    bus.pending.length = 0;
+  });
+
+  const begin = (branches = BRANCHES) =>
+    coordinator.begin({ kind: 'test', branches, timeoutMs: 10_000, correlationId: 'order-1' });
+
+  it('confirms every branch exactly once on the happy path, with the outcome awaitable', async () => {
+    const gtid = await begin();
+    await bus.drain();
+    expect(await coordinator.awaitOutcome(gtid, 1_000)).toEqual({ state: 'CONFIRMED', gtid });
+    expect(
+      (await reservations(db, gtid)).map((r) => [r.branch_id, r.status, r.tries, r.confirms]),
+    ).toEqual([
+      ['clearing', 'CONFIRMED', 1, 1],
+      ['funds', 'CONFIRMED', 1, 1],
+      ['risk', 'CONFIRMED', 1, 1],
+    ]);
+  });
+
+  it('applies duplicated commands and replies once, and Confirm delivered three times once', async () => {
+    const gtid = await begin();
+    for (let round = 0; round < 6; round++) {
+      await bus.collect();
+      for (const message of [...bus.pending]) {
+        const times = message.type === 'TccConfirm' ? 3 : 2;
+        for (let i = 0; i < times; i++) await bus.deliver(message);
+      }
+      bus.pending.length = 0;
+    }
+    expect((await coordinator.outcome(gtid)).state).toBe('CONFIRMED');
+    for (const r of await reservations(db, gtid))
+      expect([r.tries, r.confirms, r.cancels]).toEqual([1, 1, 0]);
+  });
+
+  it('cancels every branch when a Try reply is lost and the deadline passes', async () => {
+    const gtid = await begin();
+    // The risk branch reserves, but its reply never arrives (not even for re-sent Tries).
+    await bus.drain(
+      (m) => !(m.type === 'TccReply' && (m.data as { branchId: string }).branchId === 'risk'),
+    );
+    expect((await coordinator.outcome(gtid)).state).toBe('PENDING');
+    now += 11_000;
+    await coordinator.tick();
+    await bus.drain(
+      (m) => !(m.type === 'TccReply' && (m.data as { phase: string }).phase === 'TRY'),
+    );
+    const outcome = await coordinator.outcome(gtid);
+    expect(outcome).toMatchObject({ state: 'CANCELLED', failure: { code: 'TIMEOUT' } });
+    for (const r of await reservations(db, gtid))
+      expect([r.status, r.tries, r.cancels, r.confirms]).toEqual(['RELEASED', 1, 1, 0]);
+  });
+
+  it('records a Cancel that arrives before its Try as a no-op, and refuses the Try that comes after', async () => {
+    const gtid = await begin();
+    await bus.collect();
+    const tries = bus.pending.splice(0); // held back: the network delays every Try
+    now += 11_000;
+    await coordinator.tick(); // deadline passed: cancel everything
+    await bus.drain((m) => m.type !== 'TccTry');
+    expect(await coordinator.outcome(gtid)).toMatchObject({ state: 'CANCELLED' });
+    const [{ blocked }] = await db.query(
+      `SELECT count(*)::int AS blocked FROM tcc_barrier WHERE gtid = $1 AND phase = 'TRY' AND outcome = 'BLOCKED'`,
+      [gtid],
+    );
+    expect(blocked).toBe(3);
+    for (const late of tries) await bus.deliver(late); // the hanging Tries finally arrive
+    await bus.drain();
+    expect(await reservations(db, gtid)).toEqual([]); // nothing reserved, nothing to leak
+    expect((await coordinator.outcome(gtid)).state).toBe('CANCELLED');
+  });
+
+  it('returns the failing branch and its business reason, with the other branches released', async () => {
+    const gtid = await begin([
+      BRANCHES[0],
+      { ...BRANCHES[1], payload: { refuse: 'RISK_LIMIT_EXCEEDED' } },
+      BRANCHES[2],
+    ]);
+    await bus.drain();
+    expect(await coordinator.awaitOutcome(gtid, 1_000)).toEqual({
+      state: 'CANCELLED',
+      gtid,
+      failure: {
+        branchId: 'risk',
+        participant: 'risk',
+        code: 'RISK_LIMIT_EXCEEDED',
+        message: 'refused by risk',
+      },
+    });
+    const rows = await reservations(db, gtid);
+    // The refused branch's own changes were rolled back; the others were reserved then released once.
+    expect(rows.map((r) => [r.branch_id, r.status, r.tries, r.cancels])).toEqual([
+      ['clearing', 'RELEASED', 1, 1],
+      ['funds', 'RELEASED', 1, 1],
+    ]);
+  });
+
+  it('re-sends unanswered commands with backoff until they are acknowledged', async () => {
+    const gtid = await begin();
+    await bus.collect();
+    bus.pending.length = 0; // every Try lost
+    now += 1_500;
+    expect((await coordinator.tick()).resent).toBe(3);
+    expect((await coordinator.tick()).resent).toBe(0); // backoff: not due again yet
+    await bus.drain();
+    expect((await coordinator.outcome(gtid)).state).toBe('CONFIRMED');
+    const log: Array<{ kind: string }> = await db.query(
+      'SELECT kind FROM tcc_log WHERE gtid = $1 ORDER BY id',
+      [gtid],
+    );
+    expect(log.filter((l) => l.kind === 'RESENT')).toHaveLength(3);
+  });
+});

@@ -1,0 +1,138 @@
+// Test transport for TCC: takes messages from the outbox of a real database and hands them to the
+// coordinator or a participant in a transaction, as the inbox consumer would, but in whatever order,
+// as many times or as few as the test says. Messages are copied, so a "dropped" one is just never
+// delivered.
+import { Envelope, SYSTEM_CATALOG, TccReply } from '@finance/contracts';
+import { MessagingTables1763769600000 } from '@finance/messaging';
+import { openDatabase } from '@finance/platform';
+import { createTestDatabase } from '@finance/testing';
+import type { DataSource, EntityManager } from 'typeorm';
+import { MigrationInterface, QueryRunner } from 'typeorm';
+import { BranchRejected } from '../src/errors';
+import { TccCoordinator } from '../src/coordinator/coordinator';
+import { BranchHandlers, TccParticipant } from '../src/participant/participant';
+import { TccTables1763942400000 } from '../src/migrations/tcc-tables';
+
+class Reservations1763942400001 implements MigrationInterface {
+  name = 'Reservations1763942400001';
+  async up(db: QueryRunner): Promise<void> {
+    await db.query(`
+      CREATE TABLE reservations (
+        gtid text NOT NULL, branch_id text NOT NULL, status text NOT NULL,
+        tries int NOT NULL DEFAULT 0, confirms int NOT NULL DEFAULT 0, cancels int NOT NULL DEFAULT 0,
+        PRIMARY KEY (gtid, branch_id))`);
+  }
+  async down(db: QueryRunner): Promise<void> {
+    await db.query('DROP TABLE reservations');
+  }
+}
+
+export const TEST_MIGRATIONS = [
+  MessagingTables1763769600000,
+  TccTables1763942400000,
+  Reservations1763942400001,
+];
+
+/** A business resource that counts every effect, so a test can see a second Try or Confirm. */
+export const countingHandlers: BranchHandlers = {
+  async try(ctx, payload) {
+    if (payload.refuse)
+      throw new BranchRejected(String(payload.refuse), `refused by ${ctx.branchId}`);
+    await ctx.manager.query(
+      `INSERT INTO reservations (gtid, branch_id, status, tries) VALUES ($1, $2, 'RESERVED', 1)
+       ON CONFLICT (gtid, branch_id) DO UPDATE SET tries = reservations.tries + 1`,
+      [ctx.gtid, ctx.branchId],
+    );
+  },
+  async confirm(ctx) {
+    await ctx.manager.query(
+      `UPDATE reservations SET status = 'CONFIRMED', confirms = confirms + 1 WHERE gtid = $1 AND branch_id = $2`,
+      [ctx.gtid, ctx.branchId],
+    );
+  },
+  async cancel(ctx) {
+    await ctx.manager.query(
+      `UPDATE reservations SET status = 'RELEASED', cancels = cancels + 1 WHERE gtid = $1 AND branch_id = $2`,
+      [ctx.gtid, ctx.branchId],
+    );
+  },
+};
+
+export function participants(): TccParticipant[] {
+  return (['trading', 'risk', 'settlement'] as const).map(
+    (service) => new TccParticipant({ service, resources: { quota: countingHandlers } }),
+  );
+}
+
+export async function tccDatabase(label: string): Promise<DataSource> {
+  const { url } = await createTestDatabase(label);
+  return openDatabase({
+    url,
+    applicationName: `tcc-${label}`,
+    poolSize: 6,
+    migrations: TEST_MIGRATIONS,
+  });
+}
+
+export class ChaosBus {
+  readonly pending: Envelope[] = [];
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly coordinator: TccCoordinator,
+    private readonly nodes: TccParticipant[],
+  ) {}
+
+  /** Moves everything new in the outbox onto the bus, in commit order. */
+  async collect(): Promise<number> {
+    const rows: Array<{ payload: string }> = await this.dataSource.query(
+      `WITH taken AS (
+         UPDATE outbox SET published_at = clock_timestamp() WHERE published_at IS NULL RETURNING position, payload)
+       SELECT payload::text AS payload FROM taken ORDER BY position`,
+    );
+    for (const row of rows) {
+      const decoded = SYSTEM_CATALOG.decode(JSON.parse(row.payload));
+      if (decoded.status !== 'ok')
+        throw new Error(`undecodable message on the bus: ${decoded.status}`);
+      if (decoded.message.type.startsWith('Tcc')) this.pending.push(decoded.message);
+    }
+    return rows.length;
+  }
+
+  /** Delivers one message in its own transaction, like one inbox-consumer step. */
+  async deliver(message: Envelope): Promise<void> {
+    await this.dataSource.transaction(async (manager: EntityManager) => {
+      if (message.type === TccReply.type) await this.coordinator.onReply(message, manager);
+      else for (const node of this.nodes) await node.handle(message, manager);
+    });
+  }
+
+  take(index: number): Envelope {
+    const [message] = this.pending.splice(index % this.pending.length, 1);
+    return message;
+  }
+
+  /** Delivers everything, including what deliveries produce, until nothing is left. */
+  async drain(filter: (m: Envelope) => boolean = () => true): Promise<void> {
+    for (;;) {
+      await this.collect();
+      const next = this.pending.findIndex(filter);
+      if (next < 0) return;
+      await this.deliver(this.take(next));
+    }
+  }
+}
+
+export async function reservations(dataSource: DataSource, gtid: string) {
+  const rows: Array<{
+    branch_id: string;
+    status: string;
+    tries: number;
+    confirms: number;
+    cancels: number;
+  }> = await dataSource.query(
+    'SELECT branch_id, status, tries, confirms, cancels FROM reservations WHERE gtid = $1 ORDER BY branch_id',
+    [gtid],
+  );
+  return rows;
+}
