@@ -2,3 +2,4 @@ export * from './coordinator/coordinator';
 export * from './errors';
 export * from './migrations/tcc-tables';
 export * from './participant/participant';
+export * from './admin/tcc-admin';

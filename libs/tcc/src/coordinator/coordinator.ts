@@ -356,6 +356,75 @@ export class TccCoordinator {
     return { state: 'PENDING', gtid, current: tx.state };
   }
 
+  /** Operator: open (or all) transactions by state and age, oldest first. */
+  async list(
+    filter: { state?: TransactionState; olderThanMs?: number; limit?: number; gtid?: string } = {},
+  ) {
+    const rows: Array<
+      TransactionRow & { created_at: Date; updated_at: Date; finished_at: Date | null }
+    > = await this.options.dataSource.query(
+      `SELECT gtid, kind, state, correlation_id, deadline, failure, created_at, updated_at, finished_at
+           FROM tcc_transactions
+          WHERE CASE WHEN $4::text IS NOT NULL THEN gtid = $4
+                     ELSE ($1::text IS NULL AND finished_at IS NULL OR state = $1) AND created_at <= $2 END
+          ORDER BY created_at LIMIT $3`,
+      [
+        filter.state ?? null,
+        new Date(this.clock() - (filter.olderThanMs ?? 0)),
+        filter.limit ?? 100,
+        filter.gtid ?? null,
+      ],
+    );
+    const branches: Array<BranchRow & { next_attempt_at: Date; last_error: string | null }> =
+      rows.length
+        ? await this.options.dataSource.query(
+            'SELECT * FROM tcc_branches WHERE gtid = ANY($1) ORDER BY gtid, branch_id',
+            [rows.map((r) => r.gtid)],
+          )
+        : [];
+    return rows.map((r) => ({
+      gtid: r.gtid,
+      kind: r.kind,
+      state: r.state,
+      correlationId: r.correlation_id,
+      ageSeconds: Math.max(0, Math.round((this.clock() - new Date(r.created_at).getTime()) / 1000)),
+      deadline: new Date(r.deadline).toISOString(),
+      failure: r.failure,
+      finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
+      branches: branches
+        .filter((b) => b.gtid === r.gtid)
+        .map((b) => ({
+          branchId: b.branch_id,
+          participant: b.participant,
+          resource: b.resource,
+          tryStatus: b.try_status,
+          settled: b.settled,
+          attempts: b.attempts,
+          nextAttemptAt: new Date(b.next_attempt_at).toISOString(),
+        })),
+    }));
+  }
+
+  /** Operator: one transaction with its branches and every message and state change, in order. */
+  async inspect(gtid: string) {
+    const [summary] = await this.list({ gtid });
+    if (!summary) throw new UnknownTransactionError(gtid);
+    const log: Array<{ branch_id: string | null; kind: string; detail: object; at: Date }> =
+      await this.options.dataSource.query(
+        'SELECT branch_id, kind, detail, at FROM tcc_log WHERE gtid = $1 ORDER BY id',
+        [gtid],
+      );
+    return {
+      ...summary,
+      history: log.map((l) => ({
+        at: new Date(l.at).toISOString(),
+        branchId: l.branch_id,
+        kind: l.kind,
+        detail: l.detail,
+      })),
+    };
+  }
+
   /** Operator: send every unanswered command of the transaction now, whatever its backoff. */
   async retryNow(gtid: string, actor: string, note?: string): Promise<Outcome> {
     await this.options.dataSource.transaction(async (manager) => {
