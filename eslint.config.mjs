@@ -3,7 +3,14 @@ import js from '@eslint/js';
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
-const TEST_FILES = ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'];
+// Tests and their support code (fixtures, fake transports) may use the shared test harness.
+const TEST_FILES = [
+  '**/*.spec.ts',
+  '**/*.int-spec.ts',
+  '**/*.e2e-spec.ts',
+  'libs/*/test/**/*.ts',
+  'libs/*/src/test-fixtures/**/*.ts',
+];
 
 // Tag rules; test files may additionally use the shared test harness.
 function depConstraints({ tests }) {
