@@ -1,5 +1,7 @@
 // What integration and e2e tests get from the jest global setup: the real stack's addresses and a
 // run id that keeps their databases and topics apart from any other run on the machine.
+import { DevCertificates, readDevCertificates } from '@finance/dev-ca';
+import { randomBytes } from 'node:crypto';
 import { databaseUrl, ensureDatabases } from '@finance/local-stack';
 
 export interface TestStack {
@@ -9,6 +11,8 @@ export interface TestStack {
   opaUrl: string;
   /** Prefix of every topic this run creates. */
   topicPrefix: string;
+  /** This run's dev CA and certificates (the seven identities, the health probe and prometheus). */
+  certDir: string;
 }
 
 export const TEST_STACK_ENV = 'FINANCE_TEST_STACK';
@@ -33,8 +37,14 @@ let counter = 0;
 /** A new, empty database for one test file; dropped when the run ends. */
 export async function createTestDatabase(label: string): Promise<{ name: string; url: string }> {
   const stack = testStack();
-  const suffix = `${process.pid.toString(36)}_${(counter++).toString(36)}`;
+  // Each test file loads this module afresh (the counter restarts), so add randomness too.
+  const suffix = `${process.pid.toString(36)}_${(counter++).toString(36)}_${randomBytes(3).toString('hex')}`;
   const name = `${runDatabasePrefix(stack.runId)}${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${suffix}`;
   await ensureDatabases(stack.postgresAdminUrl, [name]);
   return { name, url: databaseUrl(stack.postgresAdminUrl, name) };
+}
+
+/** The run's dev certificates, for launching services and calling them. */
+export function testCertificates(): Promise<DevCertificates> {
+  return readDevCertificates(testStack().certDir);
 }
