@@ -1,0 +1,114 @@
+// The post-trade saga as the integration tests run it (short timeouts), and participant handlers
+// whose effects are rows in `effects`, so a test can count exactly what ran and in which order.
+import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
+import { defineSaga } from '../src/definition/define-saga';
+import { StepFailedError } from '../src/participant/errors';
+import { SagaParticipant, type StepContext } from '../src/participant/saga-participant';
+
+export const POST_TRADE_STEPS = [
+  'create-order',
+  'validate-risk',
+  'process-settlement',
+  'compliance-check',
+] as const;
+
+/** Input flags that make a participant misbehave for one saga. */
+export interface Scenario {
+  /** Step whose EXECUTE the participant refuses (a business failure). */
+  fail?: string;
+  /** Step whose compensation fails until the test repairs it. */
+  brokenCompensation?: string;
+  /** Step whose EXECUTE commands the test's consumer drops, so it never answers. */
+  silent?: string;
+}
+
+export const postTrade = defineSaga({
+  name: 'post-trade',
+  backoff: { initialMs: 100, maxMs: 400 },
+  steps: [
+    { name: 'create-order', participant: 'trading', timeoutMs: 1_500, maxAttempts: 3 },
+    { name: 'validate-risk', participant: 'risk', timeoutMs: 1_500, maxAttempts: 3 },
+    {
+      name: 'process-settlement',
+      participant: 'settlement',
+      timeoutMs: 1_500,
+      maxAttempts: 3,
+      maxCompensationAttempts: 3,
+    },
+    // A read-only check: nothing to undo.
+    {
+      name: 'compliance-check',
+      participant: 'compliance',
+      timeoutMs: 1_500,
+      maxAttempts: 3,
+      compensate: false,
+    },
+  ],
+});
+
+export class SagaTestEffects1764028800001 implements MigrationInterface {
+  name = 'SagaTestEffects1764028800001';
+
+  async up(db: QueryRunner): Promise<void> {
+    // No unique constraint on purpose: a second effect must show up as a second row.
+    await db.query(`
+      CREATE TABLE effects (
+        id       bigserial PRIMARY KEY,
+        saga_id  text      NOT NULL,
+        step     text      NOT NULL,
+        action   text      NOT NULL,
+        attempt  integer   NOT NULL
+      )`);
+  }
+
+  async down(db: QueryRunner): Promise<void> {
+    await db.query('DROP TABLE effects');
+  }
+}
+
+/** Sagas whose broken compensation an operator has since repaired. */
+export type Repairs = Set<string>;
+
+export function postTradeParticipant(
+  repairs: Repairs = new Set(),
+  topicPrefix = '',
+): SagaParticipant {
+  const participant = new SagaParticipant({ topicPrefix });
+  const record = (ctx: StepContext, action: string) =>
+    ctx.manager.query(
+      'INSERT INTO effects (saga_id, step, action, attempt) VALUES ($1, $2, $3, $4)',
+      [ctx.sagaId, ctx.step, action, ctx.attempt],
+    );
+  for (const step of POST_TRADE_STEPS) {
+    participant.register(postTrade, step, {
+      async execute(ctx) {
+        // Written before the refusal so the test sees the savepoint undo it.
+        await record(ctx, 'EXECUTE');
+        if ((ctx.payload as Scenario).fail === step) {
+          throw new StepFailedError('TEST_REFUSED', `${step} refused by the test scenario`);
+        }
+        return { step, by: 'test' };
+      },
+      async compensate(ctx) {
+        await record(ctx, 'COMPENSATE');
+        const scenario = ctx.payload as Scenario;
+        if (scenario.brokenCompensation === step && !repairs.has(ctx.sagaId)) {
+          throw new StepFailedError('TEST_UNDO_BROKEN', `${step} cannot be undone yet`);
+        }
+      },
+    });
+  }
+  return participant;
+}
+
+export interface EffectRow {
+  step: string;
+  action: string;
+}
+
+export async function effectsOf(dataSource: DataSource, sagaId: string): Promise<EffectRow[]> {
+  return (await dataSource.query(
+    'SELECT step, action FROM effects WHERE saga_id = $1 ORDER BY id',
+    [sagaId],
+  )) as EffectRow[];
+}
