@@ -1,18 +1,9 @@
 // Event store → outbox → relay → Kafka → inbox consumer, measured stage by stage and end to end.
-import { writeFile, mkdir, rm } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineMessage, MessageCatalog, TopicDefinition, topicName } from '@finance/contracts';
 import { EventStore, EventStoreTables1763856000000, EXPECTED } from '@finance/event-store';
-import {
-  dropDatabases,
-  ensureDatabases,
-  databaseUrl,
-  deleteTopicsWithPrefix,
-  ensureTopics,
-  readStackState,
-  RunningStack,
-  startStack,
-} from '@finance/local-stack';
+import { ensureTopics } from '@finance/local-stack';
 import {
   createEnvelope,
   createKafka,
@@ -21,11 +12,12 @@ import {
   OutboxRelay,
 } from '@finance/messaging';
 import { createLogger, openDatabase } from '@finance/platform';
-import { localDir, repoRoot } from '@finance/testing';
+import { localDir } from '@finance/testing';
 import { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { formatSummary, machine, summarize, Summary } from './stats';
+import { provisionBench, waitFor } from './support';
 
 const topic: TopicDefinition = {
   name: 'bench.events',
@@ -55,32 +47,6 @@ function benchEvents(aggregateId: string, count: number) {
       },
     ),
   );
-}
-
-interface Addresses {
-  postgresAdminUrl: string;
-  kafkaBrokers: string[];
-}
-
-async function withStack<T>(work: (addresses: Addresses) => Promise<T>): Promise<T> {
-  const shared = await readStackState(join(localDir(), 'stack'));
-  if (shared) return work(shared.addresses);
-  const dir = join(localDir(), 'bench', Date.now().toString(36));
-  let stack: RunningStack | undefined;
-  try {
-    stack = await startStack({
-      dir,
-      policyDir: join(repoRoot(), 'libs', 'policies'),
-      log: () => undefined,
-    });
-    return await work({
-      postgresAdminUrl: stack.postgres.adminUrl,
-      kafkaBrokers: stack.kafka.brokers,
-    });
-  } finally {
-    await stack?.stop();
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 /** Appends `total` events as streams of `batch` events from `writers` concurrent loops. */
@@ -132,18 +98,6 @@ async function appendPaced(
   await Promise.all(inFlight);
 }
 
-async function waitFor(
-  condition: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 export async function eventStoreBenchmark(flags: Record<string, string>): Promise<void> {
   const total = Number(flags.events ?? 100_000);
   const batch = Number(flags.batch ?? 100);
@@ -151,7 +105,6 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
   const live = Number(flags['live-events'] ?? total / 2);
   const rate = Number(flags.rate ?? 5_000);
   const paced = Number(flags['paced-events'] ?? rate * 10);
-  const id = `bench_${Date.now().toString(36)}`;
   if (flags['no-notify'] !== undefined)
     process.stdout.write('outbox NOTIFY trigger dropped: the relay polls\n');
   process.stdout.write(
@@ -159,11 +112,9 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
       `live pipeline ${live.toLocaleString('en-US')} events; paced ${paced.toLocaleString('en-US')} at ${rate}/s\n`,
   );
 
-  await withStack(async ({ postgresAdminUrl, kafkaBrokers }) => {
-    await ensureDatabases(postgresAdminUrl, [id]);
-    const fullTopic = topicName(topic, `${id}.`);
+  await provisionBench(['events'], async ({ urls: [url], kafkaBrokers, prefix }) => {
+    const fullTopic = topicName(topic, prefix);
     await ensureTopics(kafkaBrokers, [{ name: fullTopic, partitions: topic.partitions }]);
-    const url = databaseUrl(postgresAdminUrl, id);
     const logger = createLogger('bench', 'warn');
     const dataSource: DataSource = await openDatabase({
       url,
@@ -175,7 +126,7 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
       // Compare: the commit-time NOTIFY takes a server-wide lock; without it the relay only polls.
       await dataSource.query('DROP TRIGGER outbox_inserted ON outbox');
     }
-    const store = new EventStore(dataSource, { outbox: { catalog, topicPrefix: `${id}.` } });
+    const store = new EventStore(dataSource, { outbox: { catalog, topicPrefix: prefix } });
     const kafka = createKafka({ brokers: kafkaBrokers, clientId: 'bench', logger });
     const results: Record<string, Summary> = {};
     const report = (label: string, s: Summary) => {
@@ -208,7 +159,7 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
       const latencies: number[] = [];
       let measureLatency = false;
       const consumer = new InboxConsumer({
-        name: `${id}-consumer`,
+        name: `${prefix}consumer`,
         kafka,
         dataSource,
         logger,
@@ -277,8 +228,6 @@ export async function eventStoreBenchmark(flags: Record<string, string>): Promis
       );
     } finally {
       await dataSource.destroy();
-      await dropDatabases(postgresAdminUrl, [id]).catch(() => undefined);
-      await deleteTopicsWithPrefix(kafkaBrokers, `${id}.`).catch(() => undefined);
     }
   });
 }

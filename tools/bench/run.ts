@@ -2,9 +2,11 @@
 // its figures with the machine they ran on.
 import { eventStoreBenchmark } from './event-store';
 import { machine } from './stats';
+import { tccBenchmark } from './tcc';
 
 const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>> = {
   'event-store': eventStoreBenchmark,
+  tcc: tccBenchmark,
 };
 
 function parseFlags(args: string[]): Record<string, string> {

@@ -111,8 +111,9 @@ export class TccCoordinator {
   constructor(private readonly options: TccCoordinatorOptions) {
     this.catalog = options.catalog ?? SYSTEM_CATALOG;
     this.clock = options.clock ?? Date.now;
-    this.retryInitialMs = options.retryInitialMs ?? 500;
-    this.retryMaxMs = options.retryMaxMs ?? 30_000;
+    // Under load an answer can take seconds; re-sending sooner only adds to the queue it waits in.
+    this.retryInitialMs = options.retryInitialMs ?? 3_000;
+    this.retryMaxMs = options.retryMaxMs ?? 60_000;
     this.metrics = coordinatorMetrics(options.registry ?? defaultRegistry);
   }
 
