@@ -57,8 +57,11 @@ export async function provisionBench(
         prefix,
       });
     } finally {
-      await dropDatabases(postgresAdminUrl, names).catch(() => undefined);
-      await deleteTopicsWithPrefix(kafkaBrokers, prefix).catch(() => undefined);
+      // BENCH_KEEP=1 leaves the databases for a look at what happened.
+      if (process.env.BENCH_KEEP !== '1') {
+        await dropDatabases(postgresAdminUrl, names).catch(() => undefined);
+        await deleteTopicsWithPrefix(kafkaBrokers, prefix).catch(() => undefined);
+      } else process.stdout.write(`kept databases ${names.join(', ')}\n`);
     }
   } finally {
     await stack?.stop();
