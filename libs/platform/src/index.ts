@@ -7,3 +7,4 @@ export * from './kafka-probe';
 export * from './logger';
 export * from './metrics';
 export * from './problem-details';
+export * from './request-input';

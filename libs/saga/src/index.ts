@@ -74,3 +74,4 @@ export {
 } from './participant/barrier-rules';
 export { purgeBarrier, type PurgeOptions } from './participant/barrier-purge';
 export { SagaTables1764028800000 } from './migrations/saga-tables';
+export * from './admin/saga-admin';

@@ -5,6 +5,7 @@ import type { DataSource } from 'typeorm';
 import { Registry } from 'prom-client';
 import { ChaosBus, participants, reservations, tccDatabase } from '../test/chaos-bus';
 import { BranchSpec, TccCoordinator } from './coordinator/coordinator';
+import { purgeBarrier } from './participant/participant';
 
 const BRANCHES: BranchSpec[] = [
   { branchId: 'funds', participant: 'trading', resource: 'quota', payload: { amount: '100.00' } },
@@ -142,5 +143,29 @@ describe('TCC under injected faults', () => {
       [gtid],
     );
     expect(log.filter((l) => l.kind === 'RESENT')).toHaveLength(3);
+  });
+
+  it('purges finished transactions and old barrier rows in batches, leaving open ones alone', async () => {
+    const finished = await begin();
+    await bus.drain();
+    const open = await begin();
+    await bus.collect();
+    bus.pending.length = 0; // `open` stays in Try
+    now += 2 * 24 * 3600_000;
+    expect(await coordinator.purgeFinished(24 * 3600_000, 1)).toBeGreaterThanOrEqual(1);
+    await expect(coordinator.outcome(finished)).rejects.toThrow(/unknown global transaction/);
+    expect((await coordinator.outcome(open)).state).toBe('PENDING');
+    const [{ logs }] = await db.query('SELECT count(*)::int AS logs FROM tcc_log WHERE gtid = $1', [
+      finished,
+    ]);
+    expect(logs).toBe(0);
+
+    expect(await purgeBarrier(db, 60_000)).toBe(0); // all barrier rows are fresh
+    await db.query(
+      `UPDATE tcc_barrier SET created_at = created_at - interval '2 days' WHERE gtid = $1`,
+      [finished],
+    );
+    // 3 branches x (TRY, CONFIRM), removed two at a time.
+    expect(await purgeBarrier(db, 24 * 3600_000, 2)).toBe(6);
   });
 });

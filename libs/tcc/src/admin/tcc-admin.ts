@@ -14,7 +14,11 @@ import {
   Req,
   Type,
 } from '@nestjs/common';
-import { ProblemException } from '@finance/platform';
+import {
+  parseOrProblem as parse,
+  ProblemException,
+  requestActor as actor,
+} from '@finance/platform';
 import { z } from 'zod';
 import {
   InvalidOperatorActionError,
@@ -31,26 +35,6 @@ const listQuery = z.object({
 });
 const actionBody = z.object({ note: z.string().trim().min(1).max(2_000).optional() }).default({});
 const gtidParam = z.string().min(1).max(128);
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const errors = result.error.issues.map((i) => ({
-    field: [where, ...i.path].join('.'),
-    message: i.message,
-  }));
-  throw new ProblemException({
-    status: 400,
-    title: 'invalid request',
-    detail: errors.map((e) => `${e.field}: ${e.message}`).join('; '),
-    errors,
-  });
-}
-
-// Who asked: the authorization guard puts the caller's identity on the request.
-function actor(request: unknown): string {
-  return (request as { principal?: string }).principal ?? 'unauthenticated';
-}
 
 async function translate<T>(work: () => Promise<T>): Promise<T> {
   try {

@@ -357,6 +357,27 @@ export class TccCoordinator {
     return { state: 'PENDING', gtid, current: tx.state };
   }
 
+  /**
+   * Deletes transactions finished more than `olderThanMs` ago, with their branches and log, one small
+   * batch per statement so the hot path never waits long. Returns how many were deleted.
+   */
+  async purgeFinished(olderThanMs: number, batchSize = 500): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [{ n }] = await this.options.dataSource.query(
+        `WITH doomed AS (
+           SELECT gtid FROM tcc_transactions WHERE finished_at < $1
+            ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+         logs AS (DELETE FROM tcc_log WHERE gtid IN (SELECT gtid FROM doomed)),
+         gone AS (DELETE FROM tcc_transactions WHERE gtid IN (SELECT gtid FROM doomed) RETURNING 1)
+         SELECT count(*)::int AS n FROM gone`,
+        [new Date(this.clock() - olderThanMs), batchSize],
+      );
+      total += n;
+      if (n < batchSize) return total;
+    }
+  }
+
   /** Operator: open (or all) transactions by state and age, oldest first. */
   async list(
     filter: { state?: TransactionState; olderThanMs?: number; limit?: number; gtid?: string } = {},

@@ -13,7 +13,7 @@ import {
   MessageOf,
 } from '@finance/contracts';
 import { createEnvelope, enqueueOutbox, routeMessage } from '@finance/messaging';
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { BranchRejected } from '../errors';
 
 export interface BranchContext {
@@ -225,6 +225,29 @@ export class TccParticipant {
       causationId: command.metadata.eventId,
     });
     await enqueueOutbox(manager, [routeMessage(this.catalog, envelope, this.options.topicPrefix)]);
+  }
+}
+
+/**
+ * Deletes barrier rows older than `olderThanMs` in small batches. Keep them longer than a command can
+ * still be delivered (the `tcc.commands` retention plus the coordinator's longest retry), or a very
+ * late Try could run after its Cancel was forgotten.
+ */
+export async function purgeBarrier(
+  dataSource: DataSource,
+  olderThanMs: number,
+  batchSize = 1_000,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [{ n }] = await dataSource.query(
+      `WITH doomed AS (SELECT ctid FROM tcc_barrier WHERE created_at < $1 LIMIT $2),
+       gone AS (DELETE FROM tcc_barrier WHERE ctid IN (SELECT ctid FROM doomed) RETURNING 1)
+       SELECT count(*)::int AS n FROM gone`,
+      [new Date(Date.now() - olderThanMs), batchSize],
+    );
+    total += n;
+    if (n < batchSize) return total;
   }
 }
 
