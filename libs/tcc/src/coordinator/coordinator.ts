@@ -102,7 +102,7 @@ export class TccCoordinator {
   private readonly clock: () => number;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<(state: TransactionState) => void>>();
   private listener: Client | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -122,7 +122,10 @@ export class TccCoordinator {
     const url = (this.options.dataSource.options as PostgresConnectionOptions).url;
     const listener = new Client({ connectionString: url, application_name: 'tcc-coordinator' });
     await listener.connect();
-    listener.on('notification', (n) => n.payload && this.wake(n.payload));
+    listener.on('notification', (n) => {
+      const [state, gtid] = (n.payload ?? '').split(/:(.*)/s);
+      if (gtid) this.wake(gtid, state as TransactionState);
+    });
     listener.on('error', (error) =>
       this.options.logger.warn({ err: error }, 'tcc listener connection lost'),
     );
@@ -195,68 +198,84 @@ export class TccCoordinator {
     return gtid;
   }
 
-  /** Applies a participant's reply inside the consumer's transaction. */
+  /** Applies a participant's reply inside the consumer's transaction (two statements when nothing changes phase). */
   async onReply(message: Envelope, manager: EntityManager): Promise<void> {
     if (message.type !== TccReply.type) return;
     const reply = (message as Reply).data;
-    const tx = await this.lock(manager, reply.globalTransactionId);
-    if (!tx) {
+    const [row]: Array<
+      TransactionRow & {
+        branch_id: string | null;
+        participant: string;
+        try_status: string;
+        settled: boolean;
+      }
+    > = await manager.query(
+      `SELECT t.*, b.branch_id, b.participant, b.try_status, b.settled
+           FROM tcc_transactions t LEFT JOIN tcc_branches b ON b.gtid = t.gtid AND b.branch_id = $2
+          WHERE t.gtid = $1 FOR UPDATE OF t`,
+      [reply.globalTransactionId, reply.branchId],
+    );
+    if (!row?.branch_id) {
       this.options.logger.warn(
-        { gtid: reply.globalTransactionId },
-        'reply for an unknown global transaction',
+        { gtid: reply.globalTransactionId, branchId: reply.branchId },
+        'reply for an unknown branch',
       );
       return;
     }
-    const [branch]: BranchRow[] = await manager.query(
-      'SELECT * FROM tcc_branches WHERE gtid = $1 AND branch_id = $2',
-      [tx.gtid, reply.branchId],
-    );
-    if (!branch) return;
-    await log(manager, tx.gtid, branch.branch_id, 'REPLY', {
+    const tx: TransactionRow = row;
+    const logged = JSON.stringify({
       phase: reply.phase,
       outcome: reply.outcome,
       reason: reply.reason,
       eventId: message.metadata.eventId,
     });
+    const settlingPhase =
+      reply.phase === 'CONFIRM'
+        ? 'CONFIRMING'
+        : reply.phase === 'CANCEL'
+          ? 'CANCELLING'
+          : undefined;
+    const applies =
+      reply.phase === 'TRY'
+        ? tx.state === 'TRYING' && row.try_status === 'PENDING'
+        : tx.state === settlingPhase && !row.settled && reply.outcome === 'SUCCEEDED';
+    if (!applies) {
+      // Late, repeated or failed second-phase answers change nothing (tick re-sends what is still due).
+      await log(manager, tx.gtid, row.branch_id, 'REPLY', JSON.parse(logged));
+      return;
+    }
 
     if (reply.phase === 'TRY') {
-      if (tx.state !== 'TRYING' || branch.try_status !== 'PENDING') return; // late or repeated
-      await manager.query(
-        'UPDATE tcc_branches SET try_status = $3 WHERE gtid = $1 AND branch_id = $2',
-        [tx.gtid, branch.branch_id, reply.outcome],
+      // The count sees the table before this statement's update, so the branch itself is excluded.
+      const [{ others }] = await manager.query(
+        `WITH upd AS (UPDATE tcc_branches SET try_status = $3 WHERE gtid = $1 AND branch_id = $2),
+              lg AS (INSERT INTO tcc_log (gtid, branch_id, kind, detail) VALUES ($1, $2, 'REPLY', $4))
+         SELECT count(*)::int AS others FROM tcc_branches
+          WHERE gtid = $1 AND branch_id <> $2 AND try_status <> 'SUCCEEDED'`,
+        [tx.gtid, row.branch_id, reply.outcome, logged],
       );
       if (reply.outcome === 'FAILED') {
         const failure: Failure = {
-          branchId: branch.branch_id,
-          participant: branch.participant,
+          branchId: row.branch_id,
+          participant: row.participant,
           code: reply.reason?.code ?? 'FAILED',
           message: reply.reason?.message ?? 'the branch refused its Try',
         };
         await this.transition(manager, tx, 'CANCELLING', failure, message.metadata.eventId);
-        return;
-      }
-      const [{ pending }] = await manager.query(
-        `SELECT count(*)::int AS pending FROM tcc_branches WHERE gtid = $1 AND try_status <> 'SUCCEEDED'`,
-        [tx.gtid],
-      );
-      if (pending === 0)
+      } else if (others === 0) {
         await this.transition(manager, tx, 'CONFIRMING', null, message.metadata.eventId);
+      }
       return;
     }
 
-    const settling = reply.phase === 'CONFIRM' ? 'CONFIRMING' : 'CANCELLING';
-    if (tx.state !== settling || branch.settled) return;
-    if (reply.outcome !== 'SUCCEEDED') return; // stays due; `tick` sends it again
-    await manager.query(
-      'UPDATE tcc_branches SET settled = true WHERE gtid = $1 AND branch_id = $2',
-      [tx.gtid, branch.branch_id],
-    );
     const [{ open }] = await manager.query(
-      'SELECT count(*)::int AS open FROM tcc_branches WHERE gtid = $1 AND NOT settled',
-      [tx.gtid],
+      `WITH upd AS (UPDATE tcc_branches SET settled = true WHERE gtid = $1 AND branch_id = $2),
+            lg AS (INSERT INTO tcc_log (gtid, branch_id, kind, detail) VALUES ($1, $2, 'REPLY', $3))
+       SELECT count(*)::int AS open FROM tcc_branches WHERE gtid = $1 AND branch_id <> $2 AND NOT settled`,
+      [tx.gtid, row.branch_id, logged],
     );
     if (open === 0)
-      await this.finish(manager, tx, settling === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED');
+      await this.finish(manager, tx, settlingPhase === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED');
   }
 
   /**
@@ -322,26 +341,37 @@ export class TccCoordinator {
 
   /** The outcome once the transaction finishes, or PENDING when `timeoutMs` passes first. */
   async awaitOutcome(gtid: string, timeoutMs: number): Promise<Outcome> {
+    let notified: TransactionState | undefined;
     let wake: () => void = () => undefined;
-    const woken = new Promise<void>((resolve) => (wake = resolve));
+    const listener = (state: TransactionState) => {
+      notified = state;
+      wake();
+    };
     let set = this.waiters.get(gtid);
     if (!set) this.waiters.set(gtid, (set = new Set()));
-    set.add(wake);
+    set.add(listener);
     try {
       const deadline = Date.now() + timeoutMs;
+      let outcome = await this.outcome(gtid);
       for (;;) {
-        const outcome = await this.outcome(gtid);
         if (outcome.state !== 'PENDING') return outcome;
         const left = deadline - Date.now();
         if (left <= 0) return outcome;
-        // Woken by NOTIFY on commit; the timer covers a lost notification.
-        await Promise.race([
-          woken,
-          new Promise((resolve) => setTimeout(resolve, Math.min(left, 1_000))),
-        ]);
+        // NOTIFY on commit says how it ended; the timer covers a lost notification.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(left, 5_000));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          if (notified) wake();
+        });
+        // A confirmed transaction needs nothing more; a cancelled one is read for its failure.
+        outcome =
+          notified === 'CONFIRMED' ? { state: 'CONFIRMED', gtid } : await this.outcome(gtid);
       }
     } finally {
-      set.delete(wake);
+      set.delete(listener);
       if (set.size === 0) this.waiters.delete(gtid);
     }
   }
@@ -545,7 +575,7 @@ export class TccCoordinator {
       [tx.gtid, state, now],
     );
     await log(manager, tx.gtid, null, 'STATE', { state });
-    await manager.query('SELECT pg_notify($1, $2)', [FINISHED_CHANNEL, tx.gtid]);
+    await manager.query('SELECT pg_notify($1, $2)', [FINISHED_CHANNEL, `${state}:${tx.gtid}`]);
     this.metrics.finished.inc({ kind: tx.kind, state });
     this.metrics.duration.observe(
       { state },
@@ -602,8 +632,8 @@ export class TccCoordinator {
     return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
-  private wake(gtid: string): void {
-    for (const wake of this.waiters.get(gtid) ?? []) wake();
+  private wake(gtid: string, state: TransactionState): void {
+    for (const wake of this.waiters.get(gtid) ?? []) wake(state);
   }
 }
 
