@@ -57,6 +57,17 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         openDatabase({ url, applicationName: 'bench-tcc', poolSize: 12, migrations }),
       ),
     );
+    if (flags['async-commit'] !== undefined) {
+      // Diagnosis only: shows how much of the cost is waiting for WAL flushes. Not a production setting.
+      for (const url of urls) {
+        const name = new URL(url).pathname.slice(1);
+        await coordinatorDb.query(`ALTER DATABASE "${name}" SET synchronous_commit = off`);
+      }
+      await Promise.all(
+        [coordinatorDb, participantDb].map((db) => db.destroy().then(() => db.initialize())),
+      );
+      process.stdout.write('synchronous_commit = off (diagnosis)\n');
+    }
     const poll = flags['no-notify'] !== undefined;
     if (poll) {
       for (const db of [coordinatorDb, participantDb])
