@@ -1,6 +1,7 @@
 // Global transactions per second for a 3-branch TCC with barriers over the real pipeline:
 // coordinator outbox → Kafka → participants (barrier + one row update each) → replies → confirms.
 import { ALL_TOPICS, SYSTEM_CATALOG, topicName, TOPICS } from '@finance/contracts';
+import { ensureTopics } from '@finance/local-stack';
 import {
   createKafka,
   InboxConsumer,
@@ -78,7 +79,6 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
       `CREATE TABLE bench_quota (account int PRIMARY KEY, reserved int NOT NULL DEFAULT 0, used int NOT NULL DEFAULT 0);
        INSERT INTO bench_quota (account) SELECT generate_series(1, ${ACCOUNTS})`,
     );
-    const { ensureTopics } = await import('@finance/local-stack');
     await ensureTopics(
       kafkaBrokers,
       ALL_TOPICS.map((t) => ({ name: topicName(t, prefix), partitions: t.partitions })),
