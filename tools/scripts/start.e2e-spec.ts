@@ -5,7 +5,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { credentialsOf, readDevCertificates } from '@finance/dev-ca';
 import { isPidAlive } from '@finance/local-stack';
+import { HttpClient, readTlsMaterial } from '@finance/platform';
 import { freePort, runDatabasePrefix, testStack } from '@finance/testing';
 
 const ROOT = join(__dirname, '..', '..');
@@ -54,9 +56,27 @@ describe('npm start', () => {
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
       expect(output).toContain('ready: all four services answer /health/ready');
+      expect(output).toContain(`certs       ${join(localDir, 'certs')}/`);
+      expect(output).toMatch(/curl --cacert \S+ca\.crt --cert \S+order-service\.crt --key /);
 
-      for (const port of [base, base + 1, base + 2, base + 3]) {
-        expect((await fetch(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+      // What it printed works: its certificates, https, and the policy deciding.
+      const certs = await readDevCertificates(join(localDir, 'certs'));
+      const as = (name: string) =>
+        new HttpClient({ tls: readTlsMaterial(credentialsOf(certs, name)) });
+      const probe = as('health-probe');
+      const gateway = as('order-service');
+      try {
+        for (const port of [base, base + 1, base + 2, base + 3]) {
+          expect((await probe.request(`https://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+        }
+        // Allowed (no such route yet, so 404 after authorization) versus denied.
+        expect((await gateway.request(`https://127.0.0.1:${base}/trading/orders`)).status).toBe(
+          404,
+        );
+        expect((await gateway.request(`https://127.0.0.1:${base}/metrics`)).status).toBe(403);
+      } finally {
+        probe.close();
+        gateway.close();
       }
       const admin = new Kafka({ brokers: stack.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
       await admin.connect();
@@ -71,7 +91,9 @@ describe('npm start', () => {
       const second = spawnSync(process.execPath, start(), { cwd: ROOT, env, encoding: 'utf8' });
       expect(second.status).toBe(1);
       expect(second.stderr).toMatch(/npm start is already running \(pid \d+/);
-      expect((await fetch(`http://127.0.0.1:${base}/health/ready`)).status).toBe(200);
+      const probeAgain = as('health-probe');
+      expect((await probeAgain.request(`https://127.0.0.1:${base}/health/ready`)).status).toBe(200);
+      probeAgain.close();
 
       const lock = JSON.parse(readFileSync(join(localDir, 'start.json'), 'utf8')) as {
         pids: number[];

@@ -1,9 +1,11 @@
 // `npm start`: the whole system on this machine. Brings up (or reuses) the stack, provisions
-// databases and topics, runs the four services until Ctrl-C, then stops everything it started.
+// databases and topics, issues fresh dev certificates, runs the four services with mutual TLS until
+// Ctrl-C, then stops everything it started.
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SERVICE_NAMES } from '@finance/contracts';
+import { writeDevCertificates } from '@finance/dev-ca';
 import {
   isPidAlive,
   maskUrl,
@@ -12,10 +14,12 @@ import {
   StackAlreadyRunningError,
   StackPrerequisiteError,
   startStack,
+  syncPolicies,
 } from '@finance/local-stack';
 import { launchService, ServiceProcess, waitUntilReady } from '@finance/testing';
 import {
   Addresses,
+  CERT_DIR,
   LOCAL_DIR,
   naming,
   POLICY_DIR,
@@ -93,6 +97,11 @@ async function main(): Promise<number> {
     if (shared) {
       say('using the stack already running in .local/stack (npm run stack)');
       addresses = shared.addresses;
+      // Its OPA may have loaded the policies before they were last edited.
+      if (shared.opa && !shared.opa.external && shared.opa.policyDir === POLICY_DIR) {
+        const { updated, removed } = await syncPolicies(addresses.opaUrl, POLICY_DIR);
+        if (updated.length + removed.length > 0) say('loaded the current policies into its OPA');
+      }
     } else {
       stack = await startStack({
         dir: STACK_DIR,
@@ -107,6 +116,7 @@ async function main(): Promise<number> {
       };
     }
     const databases = await provision(addresses, names);
+    const certificates = await writeDevCertificates({ dir: CERT_DIR });
 
     for (const name of SERVICE_NAMES) {
       const service = launchService(name, {
@@ -116,8 +126,10 @@ async function main(): Promise<number> {
           KAFKA_BROKERS: addresses.kafkaBrokers.join(','),
           KAFKA_TOPIC_PREFIX: names.topicPrefix,
           OPA_URL: addresses.opaUrl,
+          MESH_MODE: 'false',
           NODE_ENV: 'development',
         },
+        certificates,
         echo: createWriteStream(join(LOG_DIR, `${name}.log`), { flags: 'a' }),
       });
       services.push(service);
@@ -141,13 +153,22 @@ async function main(): Promise<number> {
     };
     await writeFile(LOCK_FILE, JSON.stringify(lock));
 
+    const file = (name: string) => join(CERT_DIR, name);
     say('');
-    say('ready: all four services answer /health/ready');
+    say('ready: all four services answer /health/ready (mutual TLS, client certificate required)');
     for (const s of services) say(`  ${s.name.padEnd(11)} ${s.url}`);
     say(`  postgres    ${maskUrl(addresses.postgresAdminUrl)}`);
     say(`  kafka       ${addresses.kafkaBrokers.join(',')}`);
     say(`  opa         ${addresses.opaUrl}`);
+    say(
+      `  certs       ${CERT_DIR}/ (ca.crt, <identity>.crt/.key, valid until ${certificates.notAfter})`,
+    );
     say(`  logs        ${LOG_DIR}/<service>.log${stack ? `, ${STACK_DIR}/logs` : ''}`);
+    say('call a service as an identity, e.g. the client gateway:');
+    say(
+      `  curl --cacert ${file('ca.crt')} --cert ${file('order-service.crt')} ` +
+        `--key ${file('order-service.key')} ${services[0].url}/trading/orders`,
+    );
     say('press Ctrl-C to stop everything');
     return await new Promise<number>(() => undefined); // runs until a signal or a service failure
   } catch (error) {

@@ -44,9 +44,20 @@ describe('workspace', () => {
     const { nodes, dependencies } = graph.graph;
     for (const app of ['trading', 'settlement', 'risk', 'compliance']) {
       expect(nodes[app]?.type).toBe('app');
-      expect(dependencies[app].map((d) => d.target)).toContain('platform');
+      expect(dependencies[app].map((d) => d.target)).toEqual(
+        expect.arrayContaining(['platform', 'authz']),
+      );
     }
-    for (const lib of ['contracts', 'money', 'platform', 'testing', 'local-stack', 'policies']) {
+    for (const lib of [
+      'contracts',
+      'money',
+      'platform',
+      'authz',
+      'testing',
+      'local-stack',
+      'dev-ca',
+      'policies',
+    ]) {
       expect(nodes[lib]?.type).toBe('lib');
     }
   });

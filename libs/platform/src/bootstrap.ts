@@ -1,10 +1,12 @@
-// Starts one bounded-context service: validated config, database + migrations, Nest on Fastify,
-// health, problem details, and a graceful SIGTERM that drains in-flight requests.
+// Starts one bounded-context service: validated config, its identity, database + migrations, Nest
+// on Fastify (mutual TLS off the mesh), health, problem details, and a graceful SIGTERM that drains
+// in-flight requests.
 import { DynamicModule, Global, Module, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { ServiceName } from '@finance/contracts';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
@@ -18,10 +20,17 @@ import {
 } from './database';
 import { StartupError } from './errors';
 import { HealthController, KAFKA_PROBE, ReadinessService } from './health';
+import {
+  AUTHORIZATION_GUARD,
+  loadServiceIdentity,
+  SERVICE_IDENTITY,
+  ServiceIdentity,
+} from './identity';
 import { KafkaProbe } from './kafka-probe';
 import { createLogger, NestPinoLogger } from './logger';
-import { enableDefaultMetrics, MetricsController } from './metrics';
+import { enableDefaultMetrics, MetricsController, tlsHandshakeFailures } from './metrics';
 import { ProblemDetailsFilter } from './problem-details';
+import { mutualTlsServerOptions } from './tls';
 
 export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
 export const SERVICE_LOGGER = Symbol('SERVICE_LOGGER');
@@ -40,6 +49,7 @@ export interface ServiceDefinition<C extends BaseConfig = BaseConfig> {
 export interface ServiceHandle<C extends BaseConfig = BaseConfig> {
   app: NestFastifyApplication;
   config: C;
+  identity: ServiceIdentity;
   logger: Logger;
   /** Stops taking work, drains in-flight requests, closes database and Kafka clients. */
   close(): Promise<void>;
@@ -53,6 +63,7 @@ class ServiceRootModule {
     dataSource: DataSource;
     probe: KafkaProbe;
     config: BaseConfig;
+    identity: ServiceIdentity;
     logger: Logger;
   }): DynamicModule {
     return {
@@ -71,8 +82,9 @@ class ServiceRootModule {
         { provide: KAFKA_PROBE, useValue: parts.probe },
         { provide: SERVICE_CONFIG, useValue: parts.config },
         { provide: SERVICE_LOGGER, useValue: parts.logger },
+        { provide: SERVICE_IDENTITY, useValue: parts.identity },
       ],
-      exports: [SERVICE_CONFIG, SERVICE_LOGGER, ReadinessService],
+      exports: [SERVICE_CONFIG, SERVICE_LOGGER, SERVICE_IDENTITY, ReadinessService],
     };
   }
 }
@@ -84,6 +96,7 @@ export async function createService<C extends BaseConfig>(
 ): Promise<ServiceHandle<C>> {
   const schema = (definition.configSchema ?? baseConfigSchema) as z.ZodType<C>;
   const config = loadConfig(schema, { PORT: String(definition.defaultPort), ...env });
+  const identity = loadServiceIdentity(definition.name, config);
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   enableDefaultMetrics(definition.name);
 
@@ -101,16 +114,50 @@ export async function createService<C extends BaseConfig>(
       const applied = await runMigrations(dataSource);
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
     }
+    const { transport } = identity;
     const app = await NestFactory.create<NestFastifyApplication>(
-      ServiceRootModule.register({ feature: definition.module, dataSource, probe, config, logger }),
-      new FastifyAdapter({ bodyLimit: 1024 * 1024 }),
+      ServiceRootModule.register({
+        feature: definition.module,
+        dataSource,
+        probe,
+        config,
+        identity,
+        logger,
+      }),
+      new FastifyAdapter({
+        bodyLimit: 1024 * 1024,
+        ...(transport.mode === 'mutual-tls'
+          ? { https: mutualTlsServerOptions(transport.material) }
+          : {}),
+      }),
       { logger: new NestPinoLogger(logger), abortOnError: false },
     );
+    try {
+      app.get(AUTHORIZATION_GUARD, { strict: false });
+    } catch {
+      await app.close();
+      throw new StartupError(
+        `no authorization guard: ${definition.name}'s module must import AuthzModule.forService()`,
+      );
+    }
+    if (transport.mode === 'mutual-tls') {
+      // A refused handshake never reaches Nest; say who was refused and why.
+      app
+        .getHttpServer()
+        .on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+          // A certificate that fails verification only shows in authorizationError: Node closes
+          // the connection at the end of the handshake and reports a hang-up.
+          const reason = String(socket.authorizationError ?? error.code ?? 'TLS_ERROR');
+          tlsHandshakeFailures.inc({ reason });
+          logger.warn({ reason, remote: socket.remoteAddress }, 'TLS handshake refused');
+        });
+    }
     app.useGlobalFilters(new ProblemDetailsFilter(logger));
     const readiness = app.get(ReadinessService);
     return {
       app,
       config,
+      identity,
       logger,
       async close() {
         readiness.markShuttingDown();
@@ -145,9 +192,17 @@ export async function runService<C extends BaseConfig>(
     process.exit(1);
   }
 
-  const { logger, config } = handle;
+  const { logger, config, identity } = handle;
+  const scheme = identity.transport.mode === 'mutual-tls' ? 'https' : 'http';
   logger.info(
-    { url: `http://${config.HOST}:${config.PORT}` },
+    {
+      url: `${scheme}://${config.HOST}:${config.PORT}`,
+      principal: identity.principal,
+      transport: identity.transport.mode,
+      ...(identity.transport.mode === 'mutual-tls'
+        ? { certificateExpires: identity.transport.notAfter.toISOString() }
+        : {}),
+    },
     `${definition.name} service listening`,
   );
 

@@ -21,30 +21,56 @@ const brokerList = z
 
 const booleanFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
-export const baseConfigSchema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  HOST: z.string().min(1).default('127.0.0.1'),
-  PORT: z.coerce
-    .number({ error: 'must be a port number (1-65535)' })
-    .int('must be a port number (1-65535)')
-    .min(1, 'must be a port number (1-65535)')
-    .max(65535, 'must be a port number (1-65535)'),
-  DATABASE_URL: z
-    .string()
-    .regex(
-      /^postgres(ql)?:\/\/[^/]+\/[^/?]+/,
-      'must be postgres://user:password@host:port/database',
-    ),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
-  DATABASE_MIGRATIONS_RUN: booleanFlag.default(true),
-  KAFKA_BROKERS: brokerList,
-  KAFKA_TOPIC_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]*$/, 'may contain only letters, digits, ".", "_" and "-"')
-    .default(''),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
-});
+// Off the mesh a service terminates mutual TLS itself; behind it Envoy does and these are unused.
+const TLS_FILES = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
+
+export const baseConfigSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: z.coerce
+      .number({ error: 'must be a port number (1-65535)' })
+      .int('must be a port number (1-65535)')
+      .min(1, 'must be a port number (1-65535)')
+      .max(65535, 'must be a port number (1-65535)'),
+    DATABASE_URL: z
+      .string()
+      .regex(
+        /^postgres(ql)?:\/\/[^/]+\/[^/?]+/,
+        'must be postgres://user:password@host:port/database',
+      ),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    DATABASE_MIGRATIONS_RUN: booleanFlag.default(true),
+    KAFKA_BROKERS: brokerList,
+    KAFKA_TOPIC_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]*$/, 'may contain only letters, digits, ".", "_" and "-"')
+      .default(''),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+    /** Behind Istio: plain HTTP from the sidecar, caller identity from x-forwarded-client-cert. */
+    MESH_MODE: booleanFlag.default(false),
+    TLS_CERT_FILE: z.string().optional(),
+    TLS_KEY_FILE: z.string().optional(),
+    TLS_CA_FILE: z.string().optional(),
+    /** The OPA server (the sidecar in the mesh) that decides every request; no default on purpose. */
+    OPA_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+    OPA_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(500),
+  })
+  .superRefine(
+    (config, ctx) => {
+      if (config.MESH_MODE) return;
+      for (const variable of TLS_FILES) {
+        if (config[variable] === undefined) {
+          ctx.addIssue({ code: 'custom', path: [variable], message: 'unless MESH_MODE=true' });
+        }
+      }
+    },
+    // Also when other variables are wrong, so one start-up reports every problem at once.
+    { when: () => true },
+  );
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 
@@ -64,9 +90,11 @@ export function loadConfig<S extends z.ZodType<BaseConfig>>(
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const variable = String(issue.path[0] ?? '(root)');
-    return cleaned[variable] === undefined
-      ? `${variable} is required`
-      : `${variable} is invalid (${issue.message})`;
+    if (cleaned[variable] !== undefined) return `${variable} is invalid (${issue.message})`;
+    // Conditionally required variables say when they are required.
+    return issue.code === 'custom'
+      ? `${variable} is required (${issue.message})`
+      : `${variable} is required`;
   });
   throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
 }

@@ -1,6 +1,6 @@
 // Prometheus metrics of the process: default Node.js metrics plus whatever libraries register.
 import { Controller, Get, Header } from '@nestjs/common';
-import { collectDefaultMetrics, register } from 'prom-client';
+import { collectDefaultMetrics, Counter, register } from 'prom-client';
 
 let defaultsCollected = false;
 
@@ -19,3 +19,10 @@ export class MetricsController {
     return register.metrics();
   }
 }
+
+/** Connections refused before any request: no client certificate, an unknown CA, an old protocol. */
+export const tlsHandshakeFailures = new Counter({
+  name: 'tls_handshake_failures_total',
+  help: 'TLS handshakes the service refused, by OpenSSL reason',
+  labelNames: ['reason'],
+});

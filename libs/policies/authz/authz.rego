@@ -26,7 +26,14 @@ service_of_segment := {
 	"compliance": "compliance-service",
 }
 
-# Probes carry no client certificate, so these two paths are open to everyone.
+workloads := {w | some w in service_of_segment}
+
+# Prometheus is not a finance workload: in the mesh it scrapes with the service account of Istio's
+# Prometheus add-on, and may read /metrics and nothing else. Change this id if yours runs elsewhere.
+prometheus_principal := "spiffe://cluster.local/ns/istio-system/sa/prometheus"
+
+# Health probes are open to every caller, known or not. The services' guard answers these two without
+# asking OPA (its OPEN_PROBES mirror this set), so probes keep working while OPA is down.
 health_paths := {["health", "live"], ["health", "ready"]}
 
 req := input.attributes.request.http
@@ -162,9 +169,25 @@ allowed_by contains "order-service:cancel-order" if {
 	destination_matches
 }
 
-allowed_by contains "risk-officer:limits" if {
+# The gateway shows clients their cash and holdings.
+allowed_by contains "order-service:read-accounts" if {
+	caller == "order-service"
+	method == "GET"
+	has_prefix(segments, ["trading", "accounts"])
+	destination_matches
+}
+
+# Limits, positions, P&L and the kill switch's state: everything risk serves, read-only.
+allowed_by contains "risk-officer:read-risk" if {
 	caller == "risk-officer"
-	method in {"GET", "PUT"}
+	method == "GET"
+	has_prefix(segments, ["risk"])
+	destination_matches
+}
+
+allowed_by contains "risk-officer:set-limits" if {
+	caller == "risk-officer"
+	method == "PUT"
 	has_prefix(segments, ["risk", "limits"])
 	destination_matches
 }
@@ -176,11 +199,31 @@ allowed_by contains "risk-officer:kill-switch" if {
 	destination_matches
 }
 
-allowed_by contains "auditor:read-compliance" if {
+# Operator admin APIs (/<service>/admin/...: stuck TCC transactions and parked sagas). A stuck
+# transaction holds frozen funds and reserved risk quota, so resolving it is the risk officer's
+# call; each action is itself audited (OperatorActionRecorded). Compliance reads them (read-all).
+allowed_by contains "risk-officer:admin" if {
+	caller == "risk-officer"
+	method in {"GET", "POST"}
+	count(segments) >= 2
+	segments[1] == "admin"
+	destination_matches
+}
+
+# Auditors read compliance reports, and nothing else of any service.
+allowed_by contains "auditor:read-reports" if {
 	caller == "auditor"
 	method == "GET"
-	has_prefix(segments, ["compliance"])
+	has_prefix(segments, ["compliance", "reports"])
 	destination_matches
+}
+
+# Metrics: compliance (which reads everything) and, in the mesh, Prometheus.
+allowed_by contains "metrics-scrape" if {
+	method == "GET"
+	segments == ["metrics"]
+	source_principal in {sprintf("%scompliance-service", [spiffe_prefix]), prometheus_principal}
+	callee in workloads
 }
 
 allow if count(allowed_by) > 0
@@ -195,8 +238,6 @@ path_given if is_string(req.path)
 
 path_text := req.path if path_given
 
-default path_text := "<none>"
-
 reason := sprintf("allowed by %s", [concat(", ", sort(allowed_by))]) if {
 	allow
 } else := "denied: request path missing" if {
@@ -208,6 +249,7 @@ reason := sprintf("allowed by %s", [concat(", ", sort(allowed_by))]) if {
 } else := sprintf("denied: unknown source principal %q", [source_principal]) if {
 	not caller
 } else := sprintf("denied: destination does not serve %q", [path_text]) if {
+	service_of_segment[segments[0]]
 	not destination_matches
 } else := sprintf("denied: no rule lets %s %s %s", [caller, method_text, path_text])
 

@@ -53,17 +53,63 @@ test_trailing_slash_is_the_same_path if {
 	allowed("order-service", "trading-service", "POST", "/trading/orders/")
 }
 
+test_order_service_may_read_accounts if {
+	allowed("order-service", "trading-service", "GET", "/trading/accounts/ACC-1")
+	reason_of("order-service", "trading-service", "GET", "/trading/accounts/ACC-1") == "allowed by order-service:read-accounts"
+	denied("order-service", "trading-service", "POST", "/trading/accounts/ACC-1/deposits")
+}
+
 test_risk_officer_limits_and_kill_switch if {
 	allowed("risk-officer", "risk-service", "GET", "/risk/limits")
 	allowed("risk-officer", "risk-service", "GET", "/risk/limits/ACC-1")
 	allowed("risk-officer", "risk-service", "PUT", "/risk/limits/ACC-1")
 	allowed("risk-officer", "risk-service", "POST", "/risk/kill-switch")
 	allowed("risk-officer", "risk-service", "POST", "/risk/kill-switch/AAPL")
+	reason_of("risk-officer", "risk-service", "PUT", "/risk/limits/ACC-1") == "allowed by risk-officer:set-limits"
+	reason_of("risk-officer", "risk-service", "POST", "/risk/kill-switch") == "allowed by risk-officer:kill-switch"
 }
 
-test_auditor_reads_compliance if {
+test_risk_officer_reads_everything_risk_serves if {
+	allowed("risk-officer", "risk-service", "GET", "/risk/positions/ACC-1")
+	allowed("risk-officer", "risk-service", "GET", "/risk/kill-switch")
+	reason_of("risk-officer", "risk-service", "GET", "/risk/positions/ACC-1") == "allowed by risk-officer:read-risk"
+	denied("risk-officer", "risk-service", "POST", "/risk/positions/ACC-1")
+}
+
+test_risk_officer_operates_admin_apis_of_every_service if {
+	allowed("risk-officer", "trading-service", "GET", "/trading/admin/tcc")
+	allowed("risk-officer", "trading-service", "GET", "/trading/admin/tcc/gtx-1")
+	allowed("risk-officer", "trading-service", "POST", "/trading/admin/tcc/gtx-1/force-cancel")
+	allowed("risk-officer", "settlement-service", "POST", "/settlement/admin/sagas/s-1/retry")
+	allowed("risk-officer", "compliance-service", "GET", "/compliance/admin/sagas")
+	reason_of("risk-officer", "trading-service", "POST", "/trading/admin/tcc/gtx-1/force-cancel") == "allowed by risk-officer:admin"
+	denied("risk-officer", "trading-service", "DELETE", "/trading/admin/tcc/gtx-1")
+	denied("risk-officer", "trading-service", "POST", "/trading/administration")
+	denied("risk-officer", "risk-service", "POST", "/trading/admin/tcc/gtx-1/force-cancel")
+	denied("order-service", "trading-service", "POST", "/trading/admin/tcc/gtx-1/force-cancel")
+	denied("auditor", "compliance-service", "GET", "/compliance/admin/sagas")
+}
+
+test_auditor_reads_compliance_reports_only if {
+	allowed("auditor", "compliance-service", "GET", "/compliance/reports")
 	allowed("auditor", "compliance-service", "GET", "/compliance/reports/daily")
-	allowed("auditor", "compliance-service", "GET", "/compliance/alerts?state=open")
+	denied("auditor", "compliance-service", "GET", "/compliance/alerts?state=open")
+	denied("auditor", "compliance-service", "GET", "/compliance/reports-archive")
+	denied("auditor", "compliance-service", "POST", "/compliance/reports/daily")
+}
+
+test_metrics_for_compliance_and_prometheus_only if {
+	allowed("compliance-service", "trading-service", "GET", "/metrics")
+	allowed("compliance-service", "risk-service", "GET", "/metrics")
+	reason_of("compliance-service", "settlement-service", "GET", "/metrics") == "allowed by metrics-scrape"
+	scrape := json.patch(request("compliance-service", "risk-service", "GET", "/metrics"), [{"op": "replace", "path": "/attributes/source/principal", "value": "spiffe://cluster.local/ns/istio-system/sa/prometheus"}])
+	authz.allow with input as scrape
+	not authz.allow with input as json.patch(scrape, [{"op": "replace", "path": "/attributes/request/http/path", "value": "/risk/limits"}])
+	not authz.allow with input as json.patch(scrape, [{"op": "replace", "path": "/attributes/destination/principal", "value": id("auditor")}])
+	denied("order-service", "trading-service", "GET", "/metrics")
+	denied("compliance-service", "trading-service", "POST", "/metrics")
+	denied("compliance-service", "trading-service", "GET", "/metrics/extra")
+	reason_of("order-service", "trading-service", "GET", "/metrics") == "denied: no rule lets order-service GET /metrics"
 }
 
 test_health_open_to_everyone if {
@@ -76,7 +122,7 @@ test_health_open_to_everyone if {
 
 test_decision_document if {
 	d := authz.decision with input as request("auditor", "compliance-service", "GET", "/compliance/reports")
-	d == {"allow": true, "reason": "allowed by auditor:read-compliance", "caller": "auditor"}
+	d == {"allow": true, "reason": "allowed by auditor:read-reports", "caller": "auditor"}
 }
 
 # --- denials ---
@@ -125,7 +171,7 @@ test_deny_wrong_method if {
 	denied("order-service", "trading-service", "PUT", "/trading/orders/ord-1")
 	denied("auditor", "compliance-service", "POST", "/compliance/alerts")
 	denied("risk-officer", "risk-service", "DELETE", "/risk/limits/ACC-1")
-	denied("risk-officer", "risk-service", "GET", "/risk/kill-switch")
+	denied("risk-officer", "risk-service", "DELETE", "/risk/kill-switch")
 	denied("auditor", "trading-service", "POST", "/health/live")
 	reason_of("risk-service", "trading-service", "POST", "/trading/orders") == "denied: no rule lets risk-service POST /trading/orders"
 }
@@ -212,4 +258,27 @@ test_default_decision_is_deny if {
 	d := authz.decision with input as request("nobody", "trading-service", "GET", "/trading/orders")
 	d.allow == false
 	d.caller == "<unknown>"
+}
+
+# Each allow rule, reached by one request and named alone in the reason.
+test_every_allow_rule_names_itself if {
+	reason_of("trading-service", "settlement-service", "POST", "/settlement/process") == "allowed by trading-service:settlement-process"
+	reason_of("risk-service", "trading-service", "GET", "/trading/orders/ord-1") == "allowed by risk-service:read-orders"
+	reason_of("compliance-service", "settlement-service", "GET", "/settlement/obligations") == "allowed by compliance-service:read-all"
+	reason_of("order-service", "trading-service", "POST", "/trading/orders") == "allowed by order-service:place-order"
+	reason_of("order-service", "trading-service", "GET", "/trading/orders") == "allowed by order-service:read-orders"
+	reason_of("order-service", "trading-service", "DELETE", "/trading/orders/ord-1") == "allowed by order-service:cancel-order"
+	reason_of("order-service", "trading-service", "GET", "/trading/accounts/ACC-1") == "allowed by order-service:read-accounts"
+	reason_of("risk-officer", "risk-service", "GET", "/risk/positions") == "allowed by risk-officer:read-risk"
+	reason_of("risk-officer", "risk-service", "PUT", "/risk/limits/ACC-1") == "allowed by risk-officer:set-limits"
+	reason_of("risk-officer", "risk-service", "POST", "/risk/kill-switch") == "allowed by risk-officer:kill-switch"
+	reason_of("risk-officer", "settlement-service", "GET", "/settlement/admin/sagas") == "allowed by risk-officer:admin"
+	reason_of("auditor", "compliance-service", "GET", "/compliance/reports/daily") == "allowed by auditor:read-reports"
+	reason_of("compliance-service", "trading-service", "GET", "/metrics") == "allowed by metrics-scrape"
+	reason_of("auditor", "trading-service", "GET", "/health/ready") == "allowed by health-probe"
+}
+
+# Overlapping rules all show up, so the decision log says every reason a request was allowed.
+test_overlapping_rules_are_all_named if {
+	reason_of("risk-officer", "risk-service", "GET", "/risk/admin/tcc") == "allowed by risk-officer:admin, risk-officer:read-risk"
 }

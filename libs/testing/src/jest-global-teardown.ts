@@ -16,4 +16,5 @@ export default async function globalTeardown(): Promise<void> {
   }
   await dropDatabasesWithPrefix(run.stack.postgresAdminUrl, runDatabasePrefix(run.stack.runId));
   await deleteTopicsWithPrefix(run.stack.kafkaBrokers, run.stack.topicPrefix);
+  if (run.dir) await rm(run.dir, { recursive: true, force: true }); // the run's certificates
 }

@@ -1,7 +1,8 @@
 // The start-up, readiness and shutdown guarantees every service gives, checked against the real
 // stack with the service running as its own process.
 import { Client } from 'pg';
-import { createTestDatabase, testStack } from './test-stack';
+import { credentialsOf } from '@finance/dev-ca';
+import { createTestDatabase, testCertificates, testStack } from './test-stack';
 import { freePort, launchService, ServiceProcess, waitUntilReady } from './service-process';
 
 export function describeServiceLifecycle(name: string, ownTables: string[]): void {
@@ -18,8 +19,12 @@ export function describeServiceLifecycle(name: string, ownTables: string[]): voi
         env: {
           KAFKA_BROKERS: stack.kafkaBrokers.join(','),
           KAFKA_TOPIC_PREFIX: stack.topicPrefix,
+          OPA_URL: stack.opaUrl,
+          // A busy test machine must not turn a slow decision into a 503.
+          OPA_TIMEOUT_MS: '5000',
           ...env,
         },
+        certificates: await testCertificates(),
       });
       running.push(service);
       return service;
@@ -30,10 +35,10 @@ export function describeServiceLifecycle(name: string, ownTables: string[]): voi
       const service = await start({ DATABASE_URL: db.url });
       await waitUntilReady(service);
 
-      const live = await fetch(`${service.url}/health/live`);
+      const live = await service.request('/health/live');
       expect(live.status).toBe(200);
-      const ready = await fetch(`${service.url}/health/ready`);
-      expect(await ready.json()).toEqual({
+      const ready = await service.request('/health/ready');
+      expect(ready.json()).toEqual({
         status: 'ready',
         checks: { database: { status: 'up' }, kafka: { status: 'up' } },
       });
@@ -51,19 +56,21 @@ export function describeServiceLifecycle(name: string, ownTables: string[]): voi
         await client.end();
       }
 
-      const metrics = await fetch(`${service.url}/metrics`);
+      // Metrics are for compliance (and Prometheus in the mesh), not for the health probe.
+      const metrics = await service.request('/metrics', { as: 'compliance-service' });
       expect(metrics.status).toBe(200);
-      const text = await metrics.text();
-      expect(text).toMatch(/^outbox_lag_events\{[^}]*\} 0$/m);
-      expect(text).toContain(`service="${name}"`);
+      expect(metrics.body).toMatch(/^outbox_lag_events\{[^}]*\} 0$/m);
+      expect(metrics.body).toContain(`service="${name}"`);
+      expect((await service.request('/metrics')).status).toBe(403);
 
-      const missing = await fetch(`${service.url}/no-such-route`);
+      // A route that does not exist is authorized first: compliance may read it, so 404.
+      const missing = await service.request(`/${name}/no-such-route`, { as: 'compliance-service' });
       expect(missing.status).toBe(404);
-      expect(missing.headers.get('content-type')).toContain('application/problem+json');
-      expect(await missing.json()).toMatchObject({ status: 404, instance: '/no-such-route' });
+      expect(missing.headers['content-type']).toContain('application/problem+json');
+      expect(missing.json()).toMatchObject({ status: 404, instance: `/${name}/no-such-route` });
 
       // SIGTERM while a request is in flight: the request is answered, then the process exits 0.
-      const inFlight = fetch(`${service.url}/health/ready`);
+      const inFlight = service.request('/health/ready');
       await new Promise((resolve) => setTimeout(resolve, 20));
       const exit = service.stop('SIGTERM');
       expect([200, 503]).toContain((await inFlight).status);
@@ -90,27 +97,46 @@ export function describeServiceLifecycle(name: string, ownTables: string[]): voi
         DATABASE_URL: db.url,
         KAFKA_BROKERS: `127.0.0.1:${closedPort}`,
       });
-      let ready: Response | undefined;
+      let ready: Awaited<ReturnType<ServiceProcess['request']>> | undefined;
       for (let i = 0; i < 80 && !ready; i++) {
-        ready = await fetch(`${service.url}/health/ready`).catch(() => undefined);
+        ready = await service.request('/health/ready').catch(() => undefined);
         if (!ready) await new Promise((resolve) => setTimeout(resolve, 250));
       }
       expect(ready?.status).toBe(503);
-      const body = (await ready?.json()) as {
-        checks: { database: unknown; kafka: { status: string } };
-      };
-      expect(body.checks.database).toEqual({ status: 'up' });
-      expect(body.checks.kafka.status).toBe('down');
-      expect((await fetch(`${service.url}/health/live`)).status).toBe(200);
+      const body = ready?.json<{ checks: { database: unknown; kafka: { status: string } } }>();
+      expect(body?.checks.database).toEqual({ status: 'up' });
+      expect(body?.checks.kafka.status).toBe('down');
+      expect((await service.request('/health/live')).status).toBe(200);
       expect(service.child.exitCode).toBeNull();
     });
 
-    it('refuses to start with one line naming a missing variable', async () => {
-      const service = await start({ DATABASE_URL: '', KAFKA_BROKERS: '' });
+    it('refuses to start with one line naming every missing variable', async () => {
+      const service = await start({
+        DATABASE_URL: '',
+        KAFKA_BROKERS: '',
+        OPA_URL: '',
+        TLS_CA_FILE: '',
+      });
       const { code } = await service.exited;
       expect(code).toBe(1);
       expect(service.output().trim()).toBe(
-        `${name}: invalid configuration: DATABASE_URL is required; KAFKA_BROKERS is required`,
+        `${name}: invalid configuration: DATABASE_URL is required; KAFKA_BROKERS is required; ` +
+          'OPA_URL is required; TLS_CA_FILE is required (unless MESH_MODE=true)',
+      );
+    });
+
+    it("refuses to start with another workload's certificate", async () => {
+      const db = await createTestDatabase(name);
+      const other = credentialsOf(await testCertificates(), 'order-service');
+      const service = await start({
+        DATABASE_URL: db.url,
+        TLS_CERT_FILE: other.certFile,
+        TLS_KEY_FILE: other.keyFile,
+      });
+      expect((await service.exited).code).toBe(1);
+      expect(service.output().trim()).toBe(
+        `${name}: TLS_CERT_FILE is for spiffe://cluster.local/ns/finance/sa/order-service, ` +
+          `not for this service (spiffe://cluster.local/ns/finance/sa/${name}-service)`,
       );
     });
   });

@@ -1,11 +1,22 @@
-// Runs a service as its own Node process, the way `npm start` and the e2e tests do.
+// Runs a service as its own Node process, the way `npm start` and the e2e tests do, and talks to it
+// over mutual TLS with the dev certificates.
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { ServiceName } from '@finance/contracts';
+import { credentialsOf, DevCertificates, HEALTH_PROBE } from '@finance/dev-ca';
+import {
+  HttpClient,
+  HttpRequestOptions,
+  HttpResponse,
+  readTlsMaterial,
+  workloadPrincipal,
+} from '@finance/platform';
 import { repoRoot } from './paths';
 
 export interface ServiceProcess {
   name: string;
+  /** https:// off the mesh, http:// with MESH_MODE=true. */
   url: string;
   child: ChildProcess;
   /** Everything the process wrote so far (stdout and stderr interleaved). */
@@ -16,6 +27,11 @@ export interface ServiceProcess {
     signal?: NodeJS.Signals,
     timeoutMs?: number,
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Sends a request presenting the dev certificate `as` (default: the health probe, which the
+   * policy lets reach the health endpoints only). The server must prove the service's SPIFFE id.
+   */
+  request(path: string, options?: HttpRequestOptions & { as?: string }): Promise<HttpResponse>;
 }
 
 export interface LaunchOptions {
@@ -27,16 +43,69 @@ export interface LaunchOptions {
   detached?: boolean;
 }
 
-export function launchService(name: string, options: LaunchOptions): ServiceProcess {
-  const host = options.env.HOST ?? '127.0.0.1';
-  const script = launchNodeScript(join('apps', name, 'src', 'main.ts'), {
-    ...options,
-    env: { ...options.env, PORT: String(options.port) },
-  });
-  return { ...script, name, url: `http://${host}:${options.port}` };
+export interface ServiceLaunchOptions extends LaunchOptions {
+  /**
+   * The dev certificates: the service gets `<name>-service`'s as TLS_* variables (unless `env`
+   * sets them or MESH_MODE=true), and `request` presents them.
+   */
+  certificates?: DevCertificates;
 }
 
-export type ScriptProcess = Omit<ServiceProcess, 'name' | 'url'>;
+/** One kept-alive client per certificate, closed when the process it talks to exits. */
+function clientPool(certificates: DevCertificates | undefined) {
+  const clients = new Map<string, HttpClient>();
+  return {
+    get(identity: string | undefined): HttpClient {
+      const key = identity ?? HEALTH_PROBE;
+      let client = clients.get(key);
+      if (!client) {
+        if (!certificates) {
+          client = new HttpClient();
+        } else {
+          const files = credentialsOf(certificates, key);
+          client = new HttpClient({ tls: readTlsMaterial(files) });
+        }
+        clients.set(key, client);
+      }
+      return client;
+    },
+    close(): void {
+      for (const client of clients.values()) client.close();
+      clients.clear();
+    },
+  };
+}
+
+export function launchService(name: string, options: ServiceLaunchOptions): ServiceProcess {
+  const host = options.env.HOST ?? '127.0.0.1';
+  const mesh = options.env.MESH_MODE === 'true';
+  const tlsEnv: Record<string, string> = {};
+  if (options.certificates && !mesh) {
+    const own = credentialsOf(options.certificates, `${name}-service`);
+    tlsEnv.TLS_CERT_FILE = own.certFile;
+    tlsEnv.TLS_KEY_FILE = own.keyFile;
+    tlsEnv.TLS_CA_FILE = own.caFile;
+  }
+  const script = launchNodeScript(join('apps', name, 'src', 'main.ts'), {
+    ...options,
+    env: { ...tlsEnv, ...options.env, PORT: String(options.port) },
+  });
+  const url = `${mesh ? 'http' : 'https'}://${host}:${options.port}`;
+  const pool = clientPool(mesh ? undefined : options.certificates);
+  void script.exited.then(() => pool.close());
+  return {
+    ...script,
+    name,
+    url,
+    request: (path, { as, ...request } = {}) =>
+      pool.get(as).request(`${url}${path}`, {
+        ...(mesh ? {} : { expectedPeer: workloadPrincipal(name as ServiceName) }),
+        ...request,
+      }),
+  };
+}
+
+export type ScriptProcess = Omit<ServiceProcess, 'name' | 'url' | 'request'>;
 
 /** Runs a TypeScript file of the repository (path relative to its root) as a Node process. */
 export function launchNodeScript(
@@ -89,11 +158,9 @@ export async function waitUntilReady(service: ServiceProcess, timeoutMs = 60_000
       );
     }
     try {
-      const response = await fetch(`${service.url}/health/ready`, {
-        signal: AbortSignal.timeout(3_000),
-      });
+      const response = await service.request('/health/ready', { timeoutMs: 3_000 });
       if (response.status === 200) return;
-      last = `${response.status} ${await response.text()}`;
+      last = `${response.status} ${response.body}`;
     } catch (error) {
       last = error instanceof Error ? error.message : String(error);
     }

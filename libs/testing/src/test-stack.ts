@@ -1,5 +1,6 @@
 // What integration and e2e tests get from the jest global setup: the real stack's addresses and a
 // run id that keeps their databases and topics apart from any other run on the machine.
+import { DevCertificates, readDevCertificates } from '@finance/dev-ca';
 import { randomBytes } from 'node:crypto';
 import { databaseUrl, ensureDatabases } from '@finance/local-stack';
 
@@ -10,6 +11,8 @@ export interface TestStack {
   opaUrl: string;
   /** Prefix of every topic this run creates. */
   topicPrefix: string;
+  /** This run's dev CA and certificates (the seven identities, the health probe and prometheus). */
+  certDir: string;
 }
 
 export const TEST_STACK_ENV = 'FINANCE_TEST_STACK';
@@ -39,4 +42,9 @@ export async function createTestDatabase(label: string): Promise<{ name: string;
   const name = `${runDatabasePrefix(stack.runId)}${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${suffix}`;
   await ensureDatabases(stack.postgresAdminUrl, [name]);
   return { name, url: databaseUrl(stack.postgresAdminUrl, name) };
+}
+
+/** The run's dev certificates, for launching services and calling them. */
+export function testCertificates(): Promise<DevCertificates> {
+  return readDevCertificates(testStack().certDir);
 }

@@ -1,9 +1,9 @@
 // OPA for the stack: the real binary built with `go install`, run as a server the way the sidecar runs it.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { StackStartAbortedError } from './errors';
 import { requireTool, toolsCacheDir } from './prerequisites';
 import {
@@ -155,4 +155,61 @@ export async function startLocalOpa(options: LocalOpaOptions): Promise<LocalOpa>
     await sleep(100);
   }
   return { url, logFile, process: spawned.record };
+}
+
+// OPA names a policy loaded from disk by its path without the leading slash.
+function policyId(file: string): string {
+  return file.replace(/^\/+/, '');
+}
+
+async function policyFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith('.rego') && !e.name.endsWith('_test.rego'))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/**
+ * Brings a running OPA that was started from `policyDir` up to date with the files there (what
+ * `opa run --watch` does), so a stack started before a policy change decides with today's policy.
+ * Only policies under `policyDir` are touched.
+ */
+export async function syncPolicies(
+  url: string,
+  policyDir: string,
+): Promise<{ updated: string[]; removed: string[] }> {
+  const root = resolve(policyDir);
+  const served = await fetch(new URL('/v1/policies', url));
+  if (!served.ok) throw new Error(`opa: GET /v1/policies answered ${served.status}`);
+  const current = new Map(
+    ((await served.json()) as { result: Array<{ id: string; raw: string }> }).result.map((p) => [
+      p.id,
+      p.raw,
+    ]),
+  );
+  const updated: string[] = [];
+  const wanted = new Set<string>();
+  for (const file of await policyFiles(root)) {
+    const id = policyId(file);
+    wanted.add(id);
+    const raw = await readFile(file, 'utf8');
+    if (current.get(id) === raw) continue;
+    const put = await fetch(new URL(`/v1/policies/${id}`, url), {
+      method: 'PUT',
+      headers: { 'content-type': 'text/plain' },
+      body: raw,
+    });
+    if (!put.ok) throw new Error(`opa: loading ${file} failed: ${await put.text()}`);
+    updated.push(file);
+  }
+  const removed: string[] = [];
+  const prefix = `${policyId(root)}/`;
+  for (const id of current.keys()) {
+    if (!id.startsWith(prefix) || wanted.has(id)) continue;
+    const del = await fetch(new URL(`/v1/policies/${id}`, url), { method: 'DELETE' });
+    if (!del.ok) throw new Error(`opa: removing ${id} failed: ${await del.text()}`);
+    removed.push(`/${id}`);
+  }
+  return { updated, removed };
 }

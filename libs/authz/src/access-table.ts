@@ -1,0 +1,327 @@
+// Who may call what: every endpoint the system has or the design names, every caller, and the
+// README table that shows the policy's answer for each pair. Tests check the table against the
+// policy and the running services against the table.
+import { PRINCIPALS, SERVICE_NAMES, ServiceName, spiffeId } from '@finance/contracts';
+import { workloadPrincipal } from '@finance/platform';
+import type { AuthzInput } from './authz-input';
+
+export interface TableCaller {
+  /** Column heading in the README. */
+  column: string;
+  spiffeId: string;
+  /** File stem of its dev certificate (tests present it). */
+  certificate: string;
+}
+
+export const PROMETHEUS_SPIFFE_ID = 'spiffe://cluster.local/ns/istio-system/sa/prometheus';
+export const HEALTH_PROBE_SPIFFE_ID = 'spiffe://cluster.local/ns/finance/sa/health-probe';
+
+export const TABLE_CALLERS: readonly TableCaller[] = [
+  ...PRINCIPALS.map((name) => ({ column: name, spiffeId: spiffeId(name), certificate: name })),
+  { column: 'prometheus', spiffeId: PROMETHEUS_SPIFFE_ID, certificate: 'prometheus' },
+  { column: 'health-probe', spiffeId: HEALTH_PROBE_SPIFFE_ID, certificate: 'health-probe' },
+];
+
+export interface AccessRow {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** As shown: `{id}` is one path segment, `{service}` each of the four, `**` any sub-path. */
+  pattern: string;
+  /** A concrete request for it (`{service}` still to be replaced). */
+  example: string;
+  servedBy: ServiceName | 'every';
+  what: string;
+}
+
+export const ACCESS_ROWS: readonly AccessRow[] = [
+  {
+    method: 'GET',
+    pattern: '/health/live',
+    example: '/health/live',
+    servedBy: 'every',
+    what: 'liveness',
+  },
+  {
+    method: 'GET',
+    pattern: '/health/ready',
+    example: '/health/ready',
+    servedBy: 'every',
+    what: 'readiness',
+  },
+  {
+    method: 'GET',
+    pattern: '/metrics',
+    example: '/metrics',
+    servedBy: 'every',
+    what: 'Prometheus metrics',
+  },
+  {
+    method: 'GET',
+    pattern: '/{service}/admin/tcc/transactions/**',
+    example: '/{service}/admin/tcc/transactions/gtx-1',
+    servedBy: 'every',
+    what: 'list and inspect TCC transactions (operator API)',
+  },
+  {
+    method: 'POST',
+    pattern: '/{service}/admin/tcc/transactions/{id}/**',
+    example: '/{service}/admin/tcc/transactions/gtx-1/cancel',
+    servedBy: 'every',
+    what: 'retry or force-cancel a stuck TCC transaction',
+  },
+  {
+    method: 'GET',
+    pattern: '/{service}/admin/saga/sagas/**',
+    example: '/{service}/admin/saga/sagas?state=PARKED',
+    servedBy: 'every',
+    what: 'list and inspect sagas (operator API)',
+  },
+  {
+    method: 'POST',
+    pattern: '/{service}/admin/saga/sagas/{id}/**',
+    example: '/{service}/admin/saga/sagas/saga-1/resolve',
+    servedBy: 'every',
+    what: 'retry a saga or resolve a parked one',
+  },
+  {
+    method: 'POST',
+    pattern: '/trading/orders',
+    example: '/trading/orders',
+    servedBy: 'trading',
+    what: 'place an order',
+  },
+  {
+    method: 'GET',
+    pattern: '/trading/orders',
+    example: '/trading/orders?status=OPEN',
+    servedBy: 'trading',
+    what: 'list orders',
+  },
+  {
+    method: 'GET',
+    pattern: '/trading/orders/{id}',
+    example: '/trading/orders/ord-1',
+    servedBy: 'trading',
+    what: 'one order with its fills',
+  },
+  {
+    method: 'DELETE',
+    pattern: '/trading/orders/{id}',
+    example: '/trading/orders/ord-1',
+    servedBy: 'trading',
+    what: 'cancel an order',
+  },
+  {
+    method: 'GET',
+    pattern: '/trading/accounts/{id}',
+    example: '/trading/accounts/ACC-1',
+    servedBy: 'trading',
+    what: 'cash and holdings of an account',
+  },
+  {
+    method: 'POST',
+    pattern: '/settlement/process',
+    example: '/settlement/process',
+    servedBy: 'settlement',
+    what: 'settle executed trades',
+  },
+  {
+    method: 'GET',
+    pattern: '/settlement/obligations',
+    example: '/settlement/obligations',
+    servedBy: 'settlement',
+    what: 'settlement obligations',
+  },
+  {
+    method: 'GET',
+    pattern: '/settlement/reports/{report}',
+    example: '/settlement/reports/reconciliation',
+    servedBy: 'settlement',
+    what: 'netting, fails and reconciliation reports',
+  },
+  {
+    method: 'GET',
+    pattern: '/risk/limits',
+    example: '/risk/limits',
+    servedBy: 'risk',
+    what: 'account and firm limits',
+  },
+  {
+    method: 'PUT',
+    pattern: '/risk/limits/{id}',
+    example: '/risk/limits/ACC-1',
+    servedBy: 'risk',
+    what: 'set a limit',
+  },
+  {
+    method: 'GET',
+    pattern: '/risk/positions/{id}',
+    example: '/risk/positions/ACC-1',
+    servedBy: 'risk',
+    what: 'positions and P&L',
+  },
+  {
+    method: 'GET',
+    pattern: '/risk/kill-switch',
+    example: '/risk/kill-switch',
+    servedBy: 'risk',
+    what: 'kill switch and circuit breaker state',
+  },
+  {
+    method: 'POST',
+    pattern: '/risk/kill-switch/**',
+    example: '/risk/kill-switch',
+    servedBy: 'risk',
+    what: 'engage or release the kill switch',
+  },
+  {
+    method: 'GET',
+    pattern: '/compliance/reports/**',
+    example: '/compliance/reports/audit-log',
+    servedBy: 'compliance',
+    what: 'auditor reports, the audit log and its verification',
+  },
+  {
+    method: 'GET',
+    pattern: '/compliance/alerts',
+    example: '/compliance/alerts',
+    servedBy: 'compliance',
+    what: 'compliance alerts',
+  },
+];
+
+/** One concrete request of a row against one service. */
+export interface AccessCase {
+  row: AccessRow;
+  service: ServiceName;
+  method: AccessRow['method'];
+  path: string;
+}
+
+export function rowKey(row: Pick<AccessRow, 'method' | 'pattern'>): string {
+  return `${row.method} ${row.pattern}`;
+}
+
+export function expandRow(row: AccessRow): AccessCase[] {
+  const services = row.servedBy === 'every' ? SERVICE_NAMES : [row.servedBy];
+  return services.map((service) => ({
+    row,
+    service,
+    method: row.method,
+    path: row.example.replace('{service}', service),
+  }));
+}
+
+export const TABLE_BEGIN = '<!-- who-may-call-what: begin (npm run authz:table) -->';
+export const TABLE_END = '<!-- who-may-call-what: end -->';
+
+const YES = '✓';
+const NO = '–';
+
+/** The markdown table; `allowed(row, caller)` is the policy's answer. */
+export function renderAccessTable(
+  allowed: (row: AccessRow, caller: TableCaller) => boolean,
+): string {
+  const header = ['request', 'served by', ...TABLE_CALLERS.map((c) => c.column), 'what'];
+  const lines = [header, header.map(() => '---')].map((cells) => `| ${cells.join(' | ')} |`);
+  for (const row of ACCESS_ROWS) {
+    const cells = [
+      `\`${row.method} ${row.pattern}\``,
+      row.servedBy === 'every' ? 'every service' : row.servedBy,
+      ...TABLE_CALLERS.map((caller) => (allowed(row, caller) ? YES : NO)),
+      row.what,
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Row key -> the columns marked allowed, read back from the README between the markers. */
+export function parseAccessTable(readme: string): Map<string, Set<string>> {
+  const begin = readme.indexOf(TABLE_BEGIN);
+  const end = readme.indexOf(TABLE_END);
+  if (begin < 0 || end < begin) throw new Error('README has no who-may-call-what table markers');
+  const rows = readme
+    .slice(begin + TABLE_BEGIN.length, end)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('|'))
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split('|')
+        .map((cell) => cell.trim()),
+    );
+  const [header, , ...body] = rows;
+  if (!header) throw new Error('the who-may-call-what table is empty');
+  const table = new Map<string, Set<string>>();
+  for (const cells of body) {
+    const request = cells[0].replace(/`/g, '');
+    const allowed = new Set<string>();
+    header.forEach((column, i) => {
+      if (cells[i] === YES) allowed.add(column);
+    });
+    table.set(request, allowed);
+  }
+  return table;
+}
+
+/** The authorization input the guard of `c.service` builds when `caller` sends `c`. */
+export function caseInput(c: AccessCase, caller: Pick<TableCaller, 'spiffeId'>): AuthzInput {
+  return {
+    attributes: {
+      source: {
+        principal: caller.spiffeId,
+        address: { socketAddress: { address: '127.0.0.1', portValue: 0 } },
+      },
+      destination: { principal: workloadPrincipal(c.service) },
+      request: {
+        http: {
+          method: c.method,
+          path: c.path,
+          host: 'localhost',
+          protocol: 'HTTP/1.1',
+          headers: {},
+        },
+      },
+    },
+  };
+}
+
+export interface AccessDecisions {
+  /** Row key (`GET /trading/orders`) -> columns the policy allows. */
+  allowed: Map<string, Set<string>>;
+  markdown: string;
+}
+
+/**
+ * Asks the policy (through `allows`, e.g. `opa eval`) about every row and caller. A row served by every service must get the same
+ * answer on each of them, or it cannot be one line of the table.
+ */
+export async function computeAccessTable(
+  allows: (inputs: AuthzInput[]) => Promise<boolean[]>,
+): Promise<AccessDecisions> {
+  const cases = ACCESS_ROWS.flatMap((row) =>
+    expandRow(row).flatMap((c) => TABLE_CALLERS.map((caller) => ({ c, caller }))),
+  );
+  const answers = await allows(cases.map(({ c, caller }) => caseInput(c, caller)));
+  const byCell = new Map<string, Set<boolean>>();
+  cases.forEach(({ c, caller }, i) => {
+    const key = `${rowKey(c.row)}\n${caller.column}`;
+    byCell.set(key, (byCell.get(key) ?? new Set()).add(answers[i]));
+  });
+  const allowed = new Map<string, Set<string>>();
+  const cell = (row: AccessRow, column: string): boolean => {
+    const seen = byCell.get(`${rowKey(row)}\n${column}`) ?? new Set();
+    if (seen.size !== 1) {
+      throw new Error(`${rowKey(row)} for ${column}: the policy answers differently per service`);
+    }
+    return seen.has(true);
+  };
+  for (const row of ACCESS_ROWS) {
+    allowed.set(
+      rowKey(row),
+      new Set(TABLE_CALLERS.filter((c) => cell(row, c.column)).map((c) => c.column)),
+    );
+  }
+  return { allowed, markdown: renderAccessTable((row, caller) => cell(row, caller.column)) };
+}
