@@ -20,8 +20,6 @@ import type { DataSource } from 'typeorm';
 import { provisionBench } from './support';
 import { formatSummary, summarize } from './stats';
 
-const ACCOUNTS = 1_000;
-
 // One real row update per phase on an account row, as a funds or quota reservation would do.
 const quota: BranchHandlers = {
   async try(ctx, payload) {
@@ -45,6 +43,10 @@ const quota: BranchHandlers = {
 export async function tccBenchmark(flags: Record<string, string>): Promise<void> {
   const total = Number(flags.transactions ?? 5_000);
   const concurrency = Number(flags.concurrency ?? 300);
+  // Fewer accounts means more transactions touching the same rows at once.
+  const ACCOUNTS = Number(flags.accounts ?? 1_000);
+  // Messages per participant transaction: larger runs commit less often but hold row locks longer.
+  const runSize = Number(flags['run-size'] ?? 20);
   process.stdout.write(
     `tcc: ${total.toLocaleString('en-US')} global transactions, 3 branches, ${concurrency} in flight\n`,
   );
@@ -124,6 +126,7 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         logger,
         topics: [topicName(TOPICS.tccCommands, prefix)],
         catalog: SYSTEM_CATALOG,
+        maxTransactionSize: runSize,
         partitionsConsumedConcurrently: 10,
         handle: async (message, ctx) => {
           for (const node of nodes) await node.handle(message, ctx.manager);
