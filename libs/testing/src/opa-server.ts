@@ -1,7 +1,7 @@
 // A private OPA server for one test file, run as the stack runs it (decision logs on the console),
 // which the test can stop and start again to prove the services fail closed.
 import { ChildProcess, spawn } from 'node:child_process';
-import { ensureOpaBinary } from '@finance/local-stack';
+import { ensureOpaBinary, opaServerArgs } from '@finance/local-stack';
 import { policyDir } from './policy';
 import { freePort } from './service-process';
 
@@ -31,26 +31,7 @@ export async function startOpaServer(): Promise<OpaServer> {
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    child = spawn(
-      binary,
-      [
-        'run',
-        '--server',
-        '--addr',
-        `127.0.0.1:${port}`,
-        '--log-format',
-        'json',
-        '--set',
-        'decision_logs.console=true',
-        '--skip-version-check',
-        '--ignore',
-        'project.json',
-        '--ignore',
-        '*_test.rego',
-        policyDir(),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    child = spawn(binary, opaServerArgs(port, policyDir()), { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
     const deadline = Date.now() + 30_000;

@@ -23,6 +23,6 @@ export {
   KAFKA_VERSION,
   type TopicSpec,
 } from './kafka';
-export { ensureOpaBinary, OPA_VERSION, syncPolicies } from './opa';
+export { ensureOpaBinary, OPA_VERSION, opaServerArgs, syncPolicies } from './opa';
 export { toolsCacheDir } from './prerequisites';
 export { isPidAlive, pathExists } from './files';

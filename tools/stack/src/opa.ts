@@ -87,6 +87,28 @@ export function opaHealthy(url: string, timeoutMs = 2_000): Promise<boolean> {
   });
 }
 
+/** How OPA runs as a local server, like the sidecar: JSON logs, decision logs on the console. */
+export function opaServerArgs(port: number, policyDir: string): string[] {
+  return [
+    'run',
+    '--server',
+    '--addr',
+    `127.0.0.1:${port}`,
+    '--log-format',
+    'json',
+    '--set',
+    'decision_logs.console=true',
+    // no call to GitHub on every start
+    '--skip-version-check',
+    // the policy folder also holds Nx metadata and test cases, which are not policy data
+    '--ignore',
+    'project.json',
+    '--ignore',
+    '*_test.rego',
+    policyDir,
+  ];
+}
+
 export interface LocalOpaOptions {
   dir: string;
   port: number;
@@ -113,28 +135,9 @@ export async function startLocalOpa(options: LocalOpaOptions): Promise<LocalOpa>
   const binary = await ensureOpaBinary({ env: options.env, log: options.log });
   const logFile = join(options.dir, 'logs', 'opa.log');
   if (options.signal.aborted) throw new StackStartAbortedError('opa');
-  const spawned = await spawnDetached(
-    binary,
-    [
-      'run',
-      '--server',
-      '--addr',
-      `127.0.0.1:${options.port}`,
-      '--log-format',
-      'json',
-      '--set',
-      'decision_logs.console=true',
-      // no call to GitHub on every start
-      '--skip-version-check',
-      // the policy folder also holds Nx metadata and test cases, which are not policy data
-      '--ignore',
-      'project.json',
-      '--ignore',
-      '*_test.rego',
-      options.policyDir,
-    ],
-    { logFile },
-  );
+  const spawned = await spawnDetached(binary, opaServerArgs(options.port, options.policyDir), {
+    logFile,
+  });
   await options.onSpawn({ logFile, process: spawned.record });
 
   const url = `http://127.0.0.1:${options.port}`;
