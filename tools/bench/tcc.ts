@@ -57,7 +57,12 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
     const migrations = [MessagingTables1763769600000, TccTables1763942400000];
     const [coordinatorDb, participantDb]: DataSource[] = await Promise.all(
       urls.map((url) =>
-        openDatabase({ url, applicationName: 'bench-tcc', poolSize: 12, migrations }),
+        openDatabase({
+          url,
+          applicationName: 'bench-tcc',
+          poolSize: Number(flags.pool ?? 12),
+          migrations,
+        }),
       ),
     );
     if (flags['async-commit'] !== undefined) {
