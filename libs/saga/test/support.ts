@@ -1,23 +1,7 @@
 // Kafka and polling helpers of the saga integration tests.
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!done(last)) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    last = await probe();
-  }
-  return last;
-}
+export { waitFor } from '@finance/testing';
 
 export interface TopicRecord {
   key: string | null;
@@ -82,19 +66,4 @@ export async function readUntil(
   }
 }
 
-export async function produceRaw(
-  kafka: Kafka,
-  topic: string,
-  records: Array<{ key: string | null; value: string; headers: Record<string, string> }>,
-): Promise<void> {
-  const producer = kafka.producer({
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
-  await producer.connect();
-  try {
-    await producer.send({ topic, acks: -1, messages: records });
-  } finally {
-    await producer.disconnect();
-  }
-}
+export { produceRecords as produceRaw } from '@finance/testing';

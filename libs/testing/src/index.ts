@@ -4,3 +4,4 @@ export * from './service-lifecycle';
 export * from './policy';
 export * from './opa-server';
 export { localDir, repoRoot } from './paths';
+export * from './waiting';

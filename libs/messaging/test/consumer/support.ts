@@ -7,7 +7,7 @@ import {
   topicName,
 } from '@finance/contracts';
 import { openDatabase } from '@finance/platform';
-import { IHeaders, Kafka, Partitioners } from 'kafkajs';
+import { IHeaders, Kafka } from 'kafkajs';
 import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
 import { z } from 'zod';
 import { createEnvelope } from '../../src/envelopes';
@@ -126,36 +126,7 @@ export function envelopeRecord(envelope: Envelope, extraHeaders: IHeaders = {}):
   };
 }
 
-export async function produce(kafka: Kafka, topic: string, records: RawRecord[]): Promise<void> {
-  const producer = kafka.producer({
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
-  await producer.connect();
-  try {
-    await producer.send({ topic, acks: -1, messages: records });
-  } finally {
-    await producer.disconnect();
-  }
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await probe();
-  while (!done(last)) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    last = await probe();
-  }
-  return last;
-}
+export { produceRecords as produce, waitFor } from '@finance/testing';
 
 export async function effectCounts(
   dataSource: DataSource,
