@@ -3,7 +3,7 @@
 import { defineMessage, MessageCatalog, TopicDefinition, topicName } from '@finance/contracts';
 import { ensureTopics } from '@finance/local-stack';
 import { createLogger, openDatabase } from '@finance/platform';
-import { createTestDatabase, launchNodeScript, testStack } from '@finance/testing';
+import { createTestDatabase, launchNodeScript, testStack, waitFor } from '@finance/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { Client } from 'pg';
@@ -98,6 +98,18 @@ describe('outbox relay', () => {
       env: { ...env, RELAY_KILL_AFTER_BATCH: '3' },
     });
     expect((await first.exited).signal).toBe('SIGKILL');
+    // A statement the dead process had already sent may still commit: wait until its sessions end.
+    await waitFor(
+      'the killed relay to leave the database',
+      async () =>
+        (
+          await dataSource.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name IN ('relay-fixture', 'outbox-relay')`,
+          )
+        )[0].n as number,
+      (n) => n === 0,
+    );
     const [{ published }] = await dataSource.query(
       'SELECT count(*)::int AS published FROM outbox WHERE published_at IS NOT NULL',
     );
