@@ -1,5 +1,5 @@
 // Reading HTTP input at the edge: parse with a schema or answer 400 naming each bad field.
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ProblemException } from './problem-details';
 
 export function parseOrProblem<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
@@ -21,3 +21,9 @@ export function parseOrProblem<T>(schema: z.ZodType<T>, value: unknown, where: s
 export function requestActor(request: unknown): string {
   return (request as { principal?: string }).principal ?? 'unauthenticated';
 }
+
+/** Query fields of operator listings: how long unchanged (stuck) and how many at most. */
+export const listingQueryFields = {
+  olderThanSeconds: z.coerce.number().int().min(0).max(31_536_000).optional(),
+  limit: z.coerce.number().int().min(1).max(1_000).optional(),
+};

@@ -33,8 +33,6 @@ import {
 } from '../test/post-trade';
 import { produceRaw, quietKafka, readUntil, waitFor } from '../test/support';
 
-jest.setTimeout(120_000);
-
 const FINAL = ['COMPLETED', 'COMPENSATED', 'PARKED', 'RESOLVED'];
 
 describe('post-trade saga through outbox, Kafka and inbox', () => {

@@ -1,5 +1,4 @@
 // A consumer process SIGKILLed between effect commit and offset commit, restarted: one effect each.
-import { ensureTopics } from '@finance/local-stack';
 import { createLogger } from '@finance/platform';
 import { createTestDatabase, testStack } from '@finance/testing';
 import { ChildProcess, spawn } from 'node:child_process';
@@ -11,16 +10,12 @@ import {
   credited,
   effectCounts,
   envelopeRecord,
-  fullTopic,
   migratedDataSource,
   produce,
   testMessages,
-  testTopic,
   waitFor,
+  provisionTopic,
 } from '../../test/consumer/support';
-
-// The project-level testTimeout is not applied per project by jest; set it here.
-jest.setTimeout(120_000);
 
 const ROOT = join(__dirname, '..', '..', '..', '..');
 const FIXTURE = 'libs/messaging/test/consumer/crash-consumer.ts';
@@ -58,12 +53,7 @@ describe('inbox consumer killed between effect and offset commit', () => {
 
   it('has exactly one effect per event after a SIGKILL and a restart', async () => {
     const stack = testStack();
-    const definition = testTopic('crash', 3);
-    const topic = fullTopic(definition, stack.topicPrefix);
-    await ensureTopics(stack.kafkaBrokers, [
-      { name: topic, partitions: 3 },
-      { name: `${topic}.dlq`, partitions: 1 },
-    ]);
+    const { definition, topic } = await provisionTopic('crash', 3);
     const db = await createTestDatabase('inbox_crash');
     dataSource = await migratedDataSource(db.url);
     const kafka = createKafka({

@@ -1,5 +1,4 @@
 // With a tracer provider and W3C propagator, a message is handled in a span of the producer trace.
-import { ensureTopics } from '@finance/local-stack';
 import { createLogger } from '@finance/platform';
 import { createTestDatabase, testStack } from '@finance/testing';
 import {
@@ -23,17 +22,13 @@ import { createKafka, HEADERS } from '../kafka';
 import {
   credited,
   envelopeRecord,
-  fullTopic,
   migratedDataSource,
   produce,
   testMessages,
-  testTopic,
   waitFor,
+  provisionTopic,
 } from '../../test/consumer/support';
 import { InboxConsumer } from './inbox-consumer';
-
-// The project-level testTimeout is not applied per project by jest; set it here.
-jest.setTimeout(120_000);
 
 // Carries the active context across awaits (what @opentelemetry/context-async-hooks does).
 class AsyncLocalStorageContextManager implements ContextManager {
@@ -82,12 +77,7 @@ describe('InboxConsumer trace context', () => {
 
   it('handles each message in a consumer span that continues the producer trace', async () => {
     const stack = testStack();
-    const definition = testTopic('trace', 1);
-    const topic = fullTopic(definition, stack.topicPrefix);
-    await ensureTopics(stack.kafkaBrokers, [
-      { name: topic, partitions: 1 },
-      { name: `${topic}.dlq`, partitions: 1 },
-    ]);
+    const { definition, topic } = await provisionTopic('trace', 1);
     dataSource = await migratedDataSource((await createTestDatabase('inbox_trace')).url);
     const logger = createLogger('inbox-trace-test', 'silent');
     const kafka = createKafka({ brokers: stack.kafkaBrokers, clientId: 'inbox-trace', logger });

@@ -1,6 +1,5 @@
 // InboxConsumer on real Kafka and PostgreSQL: poison, retries, versions, outages, start and stop.
 import { Envelope } from '@finance/contracts';
-import { ensureTopics } from '@finance/local-stack';
 import { createLogger } from '@finance/platform';
 import { createTestDatabase, testStack } from '@finance/testing';
 import type { Kafka } from 'kafkajs';
@@ -11,20 +10,16 @@ import {
   credited,
   effectCounts,
   envelopeRecord,
-  fullTopic,
   migratedDataSource,
   produce,
   readTopic,
   testMessages,
   TestMessages,
-  testTopic,
   waitFor,
+  provisionTopic,
 } from '../../test/consumer/support';
 import { PermanentMessageError } from './errors';
 import { HandledInfo, InboxConsumer, InboxConsumerOptions, InboxContext } from './inbox-consumer';
-
-// The project-level testTimeout is not applied per project by jest; set it here.
-jest.setTimeout(120_000);
 
 const logger = createLogger('inbox-consumer-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -44,12 +39,7 @@ afterEach(async () => {
 
 async function harness(label: string, partitions = 1): Promise<Harness> {
   const stack = testStack();
-  const definition = testTopic(label, partitions);
-  const topic = fullTopic(definition, stack.topicPrefix);
-  await ensureTopics(stack.kafkaBrokers, [
-    { name: topic, partitions },
-    { name: `${topic}.dlq`, partitions: 1 },
-  ]);
+  const { definition, topic } = await provisionTopic(label, partitions);
   const db = await createTestDatabase(`inbox_${label}`);
   const dataSource = await migratedDataSource(db.url);
   cleanup.push(() => dataSource.destroy());

@@ -1,6 +1,5 @@
 // A Nest microservice on the inbox transport: one effect per event, and app.close() drains.
 import { Envelope } from '@finance/contracts';
-import { ensureTopics } from '@finance/local-stack';
 import { createLogger } from '@finance/platform';
 import { createTestDatabase, testStack } from '@finance/testing';
 import { Controller, INestMicroservice, Module } from '@nestjs/common';
@@ -13,22 +12,18 @@ import {
   credited,
   effectCounts,
   envelopeRecord,
-  fullTopic,
   migratedDataSource,
   produce,
   readTopic,
   testMessages,
-  testTopic,
   waitFor,
+  provisionTopic,
 } from '../../test/consumer/support';
 import { PermanentMessageError } from './errors';
 import { InboxConsumer } from './inbox-consumer';
 import { InboxExceptionFilter } from './inbox-exception.filter';
 import { InboxKafkaServer } from './inbox-kafka.server';
 import { InboxRpcContext } from './inbox-rpc.context';
-
-// The project-level testTimeout is not applied per project by jest; set it here.
-jest.setTimeout(120_000);
 
 const UNLUCKY = 13;
 const SLOW = 99;
@@ -67,12 +62,7 @@ describe('InboxKafkaServer', () => {
 
   it('dispatches by message type inside the inbox transaction, once per event, and drains on close', async () => {
     const stack = testStack();
-    const definition = testTopic('nest', 2);
-    const topic = fullTopic(definition, stack.topicPrefix);
-    await ensureTopics(stack.kafkaBrokers, [
-      { name: topic, partitions: 2 },
-      { name: `${topic}.dlq`, partitions: 1 },
-    ]);
+    const { definition, topic } = await provisionTopic('nest', 2);
     dataSource = await migratedDataSource((await createTestDatabase('inbox_nest')).url);
     const logger = createLogger('inbox-nest-test', process.env.TEST_LOG_LEVEL ?? 'silent');
     const kafka = createKafka({ brokers: stack.kafkaBrokers, clientId: 'inbox-nest', logger });

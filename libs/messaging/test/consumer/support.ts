@@ -6,7 +6,9 @@ import {
   TopicDefinition,
   topicName,
 } from '@finance/contracts';
+import { ensureTopics } from '@finance/local-stack';
 import { openDatabase } from '@finance/platform';
+import { testStack } from '@finance/testing';
 import { IHeaders, Kafka } from 'kafkajs';
 import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
 import { z } from 'zod';
@@ -155,6 +157,21 @@ export async function committedTotal(
 
 export function fullTopic(definition: TopicDefinition, prefix: string): string {
   return topicName(definition, prefix);
+}
+
+/** A test topic under the run's prefix, created with its dead-letter topic. */
+export async function provisionTopic(
+  label: string,
+  partitions: number,
+): Promise<{ definition: TopicDefinition; topic: string }> {
+  const stack = testStack();
+  const definition = testTopic(label, partitions);
+  const topic = fullTopic(definition, stack.topicPrefix);
+  await ensureTopics(stack.kafkaBrokers, [
+    { name: topic, partitions },
+    { name: `${topic}.dlq`, partitions: 1 },
+  ]);
+  return { definition, topic };
 }
 
 export interface ReadRecord {

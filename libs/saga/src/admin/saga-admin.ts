@@ -14,7 +14,12 @@ import {
   Req,
   Type,
 } from '@nestjs/common';
-import { parseOrProblem, ProblemException, requestActor } from '@finance/platform';
+import {
+  parseOrProblem,
+  listingQueryFields,
+  ProblemException,
+  requestActor,
+} from '@finance/platform';
 import { z } from 'zod';
 import { SAGA_STATUSES } from '../core/state';
 import { SagaError } from '../errors';
@@ -24,8 +29,7 @@ export const SAGA_ORCHESTRATOR = Symbol('SAGA_ORCHESTRATOR');
 
 const listQuery = z.object({
   state: z.enum(SAGA_STATUSES).optional(),
-  olderThanSeconds: z.coerce.number().int().min(0).max(31_536_000).optional(),
-  limit: z.coerce.number().int().min(1).max(1_000).optional(),
+  ...listingQueryFields,
 });
 const actionBody = z.object({ note: z.string().trim().min(1).max(2_000).optional() }).default({});
 const resolveBody = z.object({ note: z.string().trim().min(1).max(2_000) });

@@ -21,8 +21,6 @@ import {
 import { waitFor } from '../../test/support';
 import { SagaOrchestrator } from './saga-orchestrator';
 
-jest.setTimeout(120_000);
-
 const FIXTURE = 'libs/saga/test/orchestrator-process.ts';
 
 describe('orchestrator killed mid-saga', () => {

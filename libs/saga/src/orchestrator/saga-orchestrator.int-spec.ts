@@ -12,8 +12,6 @@ import { postTrade } from '../../test/post-trade';
 import { defineSaga } from '../definition/define-saga';
 import { SagaOrchestrator } from './saga-orchestrator';
 
-jest.setTimeout(60_000);
-
 const other = defineSaga({
   name: 'other',
   steps: [{ name: 'only', participant: 'risk', timeoutMs: 1_000, maxAttempts: 1 }],

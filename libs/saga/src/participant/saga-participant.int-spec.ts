@@ -17,8 +17,6 @@ import {
 import { purgeBarrier } from './barrier-purge';
 import { SagaParticipant, type SagaCommandMessage } from './saga-participant';
 
-jest.setTimeout(60_000);
-
 let seq = 0;
 
 function command(

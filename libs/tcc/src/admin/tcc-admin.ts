@@ -16,6 +16,7 @@ import {
 } from '@nestjs/common';
 import {
   parseOrProblem as parse,
+  listingQueryFields,
   ProblemException,
   requestActor as actor,
 } from '@finance/platform';
@@ -30,8 +31,7 @@ export const TCC_COORDINATOR = Symbol('TCC_COORDINATOR');
 
 const listQuery = z.object({
   state: z.enum(['TRYING', 'CONFIRMING', 'CANCELLING', 'CONFIRMED', 'CANCELLED']).optional(),
-  olderThanSeconds: z.coerce.number().int().min(0).max(31_536_000).optional(),
-  limit: z.coerce.number().int().min(1).max(1_000).optional(),
+  ...listingQueryFields,
 });
 const actionBody = z.object({ note: z.string().trim().min(1).max(2_000).optional() }).default({});
 const gtidParam = z.string().min(1).max(128);
