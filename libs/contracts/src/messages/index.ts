@@ -8,6 +8,7 @@ export * from './catalog';
 export * as fields from './fields';
 export * from './operations';
 export * from './others';
+export * from './placement';
 export * from './tcc';
 export * from './trading';
 

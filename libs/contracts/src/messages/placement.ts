@@ -1,0 +1,48 @@
+// The TCC that places an order: its branches, their resources and the payload every branch gets.
+// The payload travels inside TccTry.payload; each participant parses it with this schema.
+import { z } from 'zod';
+import * as f from './fields';
+
+/** Resource names of the three branches of an order placement. */
+export const PLACEMENT_RESOURCES = {
+  /** trading: cash (BUY) or holdings (SELL) moved from available to frozen. */
+  funds: 'order-funds',
+  /** risk: risk quota reserved after the pre-trade checks. */
+  riskQuota: 'risk-quota',
+  /** settlement: clearing quota reserved for the trade's settlement. */
+  clearingQuota: 'clearing-quota',
+} as const;
+
+export const PLACEMENT_KIND = 'order-placement';
+
+export const OrderPlacementPayload = z.object({
+  orderId: f.id,
+  accountId: f.id,
+  symbol: f.symbol,
+  side: f.side,
+  orderType: f.orderType,
+  timeInForce: f.timeInForce,
+  quantity: f.quantity,
+  /** Limit price; absent for MARKET. */
+  price: f.positiveDecimal.optional(),
+  /**
+   * Value the order can reach, in the instrument's currency: price × quantity for LIMIT, the
+   * collar price × quantity for MARKET. Risk checks it against the account's limits.
+   */
+  notional: f.money,
+  /** Fees reserved on top of the notional for a BUY. */
+  fees: f.money,
+});
+export type OrderPlacementPayload = z.infer<typeof OrderPlacementPayload>;
+
+/** Business codes a placement branch replies with when it refuses its Try. */
+export const PLACEMENT_REJECT_CODES = [
+  'INSUFFICIENT_FUNDS',
+  'INSUFFICIENT_HOLDINGS',
+  'ORDER_VALUE_LIMIT',
+  'RISK_QUOTA_EXCEEDED',
+  'KILL_SWITCH_ACTIVE',
+  'CLEARING_QUOTA_EXCEEDED',
+  'INVALID_PAYLOAD',
+] as const;
+export type PlacementRejectCode = (typeof PLACEMENT_REJECT_CODES)[number];
