@@ -1,8 +1,9 @@
 // Starts one bounded-context service: validated config, its identity, database + migrations, Nest
 // on Fastify (mutual TLS off the mesh), health, problem details, and a graceful SIGTERM that drains
 // in-flight requests.
-import { DynamicModule, Global, Module, Type } from '@nestjs/common';
+import { DynamicModule, Global, INestApplication, Module, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { CustomTransportStrategy } from '@nestjs/microservices';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { ServiceName } from '@finance/contracts';
@@ -44,6 +45,11 @@ export interface ServiceDefinition<C extends BaseConfig = BaseConfig> {
   module: Type<unknown>;
   migrations: MigrationList;
   entities?: EntityList;
+  /**
+   * Message transports whose `@EventPattern` handlers the module declares (e.g. the inbox consumer),
+   * taken from the built application. They start after the HTTP listener and stop before it.
+   */
+  transports?: (app: INestApplication) => CustomTransportStrategy[];
 }
 
 export interface ServiceHandle<C extends BaseConfig = BaseConfig> {
@@ -153,6 +159,9 @@ export async function createService<C extends BaseConfig>(
         });
     }
     app.useGlobalFilters(new ProblemDetailsFilter(logger));
+    for (const strategy of definition.transports?.(app) ?? []) {
+      app.connectMicroservice({ strategy }, { inheritAppConfig: true });
+    }
     const readiness = app.get(ReadinessService);
     return {
       app,
@@ -161,6 +170,8 @@ export async function createService<C extends BaseConfig>(
       logger,
       async close() {
         readiness.markShuttingDown();
+        // Consumers first: the batch in flight commits while the database pool is still open.
+        await Promise.all(app.getMicroservices().map((service) => service.close()));
         await app.close(); // Fastify waits for in-flight requests; TypeORM closes the pool.
         await probe.close();
         if (dataSource.isInitialized) await dataSource.destroy();
@@ -181,6 +192,10 @@ export async function runService<C extends BaseConfig>(
   try {
     handle = await createService(definition);
     await handle.app.listen({ port: handle.config.PORT, host: handle.config.HOST });
+    // Not awaited: a transport keeps trying while Kafka is down, and the service serves meanwhile.
+    handle.app.startAllMicroservices().catch((error: unknown) => {
+      handle.logger.error({ err: error }, 'message transport failed to start');
+    });
   } catch (error) {
     if (error instanceof ConfigError || error instanceof StartupError) {
       process.stderr.write(`${definition.name}: ${error.message}\n`);

@@ -1,7 +1,9 @@
-// Maps every error leaving an HTTP handler to an RFC 9457 problem-details response.
+// Maps every error leaving an HTTP handler to an RFC 9457 problem-details response; errors of message
+// handlers pass through to their transport.
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { Observable, throwError } from 'rxjs';
 
 export interface ProblemDetails {
   type: string;
@@ -27,7 +29,9 @@ export class ProblemException extends HttpException {
 export class ProblemDetailsFilter implements ExceptionFilter {
   constructor(private readonly logger: Logger) {}
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  catch(exception: unknown, host: ArgumentsHost): void | Observable<never> {
+    // A message handler's error goes back to its transport, which retries or dead-letters it.
+    if (host.getType() !== 'http') return throwError(() => exception);
     const http = host.switchToHttp();
     const reply = http.getResponse<FastifyReply>();
     const request = http.getRequest<FastifyRequest>();

@@ -3,6 +3,8 @@ import { Envelope, MessageCatalog, SYSTEM_CATALOG, topicName } from '@finance/co
 import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { EventEmitter } from 'node:events';
 import { isObservable, lastValueFrom } from 'rxjs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay, retryPolicy } from './backoff';
 import { HandlerFailedError } from './errors';
 import { HandledInfo, InboxConsumer, InboxConsumerOptions, InboxContext } from './inbox-consumer';
 import { InboxRpcContext } from './inbox-rpc.context';
@@ -18,7 +20,14 @@ export interface InboxKafkaServerOptions extends Omit<
   readonly catalog?: MessageCatalog;
   /** KAFKA_TOPIC_PREFIX of the deployment. */
   readonly topicPrefix?: string;
+  /**
+   * Keep trying to join the group while Kafka is unreachable (backoff up to 30 s) instead of
+   * failing `listen`; for services, which must come up and serve while the broker is down.
+   */
+  readonly retryStart?: boolean;
 }
+
+const START_RETRY = retryPolicy({ initialDelayMs: 1_000, maxDelayMs: 30_000 });
 
 export type InboxKafkaEvents = {
   handled: (info: HandledInfo) => void;
@@ -33,6 +42,8 @@ export class InboxKafkaServer
 {
   override transportId = INBOX_KAFKA_TRANSPORT;
   private consumer?: InboxConsumer;
+  private closing = false;
+  private readonly closed = new AbortController();
   private readonly emitter = new EventEmitter();
 
   constructor(private readonly options: InboxKafkaServerOptions) {
@@ -48,6 +59,8 @@ export class InboxKafkaServer
 
   /** Finishes the batch in flight, commits its offsets and disconnects. */
   async close(): Promise<void> {
+    this.closing = true;
+    this.closed.abort();
     await this.consumer?.stop();
     this._status$.next('disconnected');
   }
@@ -83,11 +96,29 @@ export class InboxKafkaServer
 
   private async start(): Promise<void> {
     const catalog = this.options.catalog ?? SYSTEM_CATALOG;
+    const topics = this.subscribedTopics(catalog);
+    for (let failures = 1; ; failures++) {
+      try {
+        return await this.startOnce(catalog, topics);
+      } catch (error) {
+        if (!this.options.retryStart || this.closing) throw error;
+        const delay = backoffDelay(failures, START_RETRY);
+        this.options.logger.warn(
+          { err: error, consumer: this.options.name, retryInMs: delay },
+          'inbox consumer could not start; retrying',
+        );
+        await sleep(delay, undefined, { signal: this.closed.signal }).catch(() => undefined);
+        if (this.closing) return;
+      }
+    }
+  }
+
+  private async startOnce(catalog: MessageCatalog, topics: string[]): Promise<void> {
     this._status$.next('connecting');
     this.consumer = new InboxConsumer({
       ...this.options,
       catalog,
-      topics: this.subscribedTopics(catalog),
+      topics,
       handle: (message, ctx) => this.dispatch(message, ctx),
       onHandled: async (info) => {
         this.emitter.emit('handled', info);

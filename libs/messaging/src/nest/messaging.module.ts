@@ -1,4 +1,5 @@
-// Messaging for a Nest service: one Kafka client and the outbox relay running for the service's lifetime.
+// Messaging for a Nest service: one Kafka client, the outbox relay running for the service's lifetime,
+// and the inbox transport that runs its `@EventPattern` handlers (the service definition connects it).
 import {
   BeforeApplicationShutdown,
   DynamicModule,
@@ -6,10 +7,17 @@ import {
   Module,
   OnApplicationBootstrap,
 } from '@nestjs/common';
-import { BaseConfig, SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
+import {
+  BaseConfig,
+  SERVICE_CONFIG,
+  SERVICE_IDENTITY,
+  SERVICE_LOGGER,
+  ServiceIdentity,
+} from '@finance/platform';
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
+import { InboxKafkaServer } from '../consumer/inbox-kafka.server';
 import { createKafka } from '../kafka';
 import { OutboxRelay } from '../outbox/relay';
 
@@ -57,8 +65,28 @@ export class MessagingModule {
             }),
         },
         RelayLifecycle,
+        {
+          provide: InboxKafkaServer,
+          inject: [SERVICE_CONFIG, SERVICE_IDENTITY, DataSource, KAFKA_CLIENT, SERVICE_LOGGER],
+          useFactory: (
+            config: BaseConfig,
+            identity: ServiceIdentity,
+            dataSource: DataSource,
+            kafka: Kafka,
+            logger: Logger,
+          ) =>
+            new InboxKafkaServer({
+              // The prefix separates deployments (and test runs) sharing one cluster.
+              name: `${config.KAFKA_TOPIC_PREFIX}${identity.service}`,
+              kafka,
+              dataSource,
+              logger: logger.child({ component: 'inbox-consumer' }),
+              topicPrefix: config.KAFKA_TOPIC_PREFIX,
+              retryStart: true,
+            }),
+        },
       ],
-      exports: [KAFKA_CLIENT, OutboxRelay],
+      exports: [KAFKA_CLIENT, OutboxRelay, InboxKafkaServer],
     };
   }
 }
