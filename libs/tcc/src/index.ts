@@ -3,3 +3,4 @@ export * from './errors';
 export * from './migrations/tcc-tables';
 export * from './participant/participant';
 export * from './admin/tcc-admin';
+export * from './nest/tcc.modules';

@@ -55,6 +55,15 @@ export type Outcome =
   | { state: 'CANCELLED'; gtid: string; failure: Failure | null }
   | { state: 'PENDING'; gtid: string; current: TransactionState };
 
+/** The coordinator's decision, given to `onDecided` in the transaction that records it. */
+export interface Decision {
+  gtid: string;
+  kind: string;
+  correlationId: string;
+  state: 'CONFIRMING' | 'CANCELLING';
+  failure: Failure | null;
+}
+
 export interface TccCoordinatorOptions {
   dataSource: DataSource;
   service: ServiceName;
@@ -69,6 +78,12 @@ export interface TccCoordinatorOptions {
   /** Time source; tests move it forward instead of waiting. */
   clock?: () => number;
   registry?: Registry;
+  /**
+   * Runs in the transaction that records a decision, before the second phase goes out: the owner of
+   * the business object learns the outcome exactly once, durably (e.g. an order accepted or rejected).
+   * Once CONFIRMING is decided every branch will confirm, so acting on it does not wait for the acks.
+   */
+  onDecided?: (decision: Decision, manager: EntityManager) => Promise<void>;
 }
 
 interface TransactionRow {
@@ -559,6 +574,10 @@ export class TccCoordinator {
       causationId,
     );
     await log(manager, tx.gtid, null, 'STATE', { state, failure });
+    await this.options.onDecided?.(
+      { gtid: tx.gtid, kind: tx.kind, correlationId: tx.correlation_id, state, failure },
+      manager,
+    );
   }
 
   private async finish(

@@ -1,0 +1,159 @@
+// TCC in a Nest service: the participant side as `@EventPattern` handlers on the inbox transport, and
+// the coordinator with its reply handler, tick loop and operator API. Commands and replies run in the
+// inbox consumer's transaction, so the barrier, the business effect and the reply commit together.
+import {
+  Controller,
+  DynamicModule,
+  Inject,
+  Injectable,
+  Module,
+  ModuleMetadata,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+  Type,
+} from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import type { Envelope, ServiceName } from '@finance/contracts';
+import { INBOX_KAFKA_TRANSPORT, InboxRpcContext } from '@finance/messaging';
+import { BaseConfig, SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
+import type { Logger } from 'pino';
+import { DataSource, EntityManager } from 'typeorm';
+import { tccAdminController, TCC_COORDINATOR } from '../admin/tcc-admin';
+import { Decision, TccCoordinator, TccCoordinatorOptions } from '../coordinator/coordinator';
+import { BranchHandlers, TccParticipant } from '../participant/participant';
+
+export const TCC_PARTICIPANT = Symbol('TCC_PARTICIPANT');
+
+@Controller()
+class TccCommandsController {
+  constructor(@Inject(TCC_PARTICIPANT) private readonly participant: TccParticipant) {}
+
+  @EventPattern('TccTry', INBOX_KAFKA_TRANSPORT)
+  async try(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
+    await this.participant.handle(message, ctx.manager);
+  }
+
+  @EventPattern('TccConfirm', INBOX_KAFKA_TRANSPORT)
+  async confirm(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
+    await this.participant.handle(message, ctx.manager);
+  }
+
+  @EventPattern('TccCancel', INBOX_KAFKA_TRANSPORT)
+  async cancel(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
+    await this.participant.handle(message, ctx.manager);
+  }
+}
+
+export interface TccParticipantModuleOptions {
+  service: ServiceName;
+  /** Resource name → the provider (from `imports`) that runs its Try, Confirm and Cancel. */
+  resources: Record<string, Type<BranchHandlers>>;
+  imports?: ModuleMetadata['imports'];
+}
+
+@Module({})
+export class TccParticipantModule {
+  static forService(options: TccParticipantModuleOptions): DynamicModule {
+    return {
+      module: TccParticipantModule,
+      imports: options.imports ?? [],
+      controllers: [TccCommandsController],
+      providers: [
+        {
+          provide: TCC_PARTICIPANT,
+          // The handler providers are injected (not looked up) so Nest builds them first.
+          inject: [SERVICE_CONFIG, ...Object.values(options.resources)],
+          useFactory: (config: BaseConfig, ...handlers: BranchHandlers[]) =>
+            new TccParticipant({
+              service: options.service,
+              topicPrefix: config.KAFKA_TOPIC_PREFIX,
+              resources: Object.fromEntries(
+                Object.keys(options.resources).map((resource, i) => [resource, handlers[i]]),
+              ),
+            }),
+        },
+      ],
+      exports: [TCC_PARTICIPANT],
+    };
+  }
+}
+
+@Controller()
+class TccRepliesController {
+  constructor(@Inject(TCC_COORDINATOR) private readonly coordinator: TccCoordinator) {}
+
+  @EventPattern('TccReply', INBOX_KAFKA_TRANSPORT)
+  async reply(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
+    await this.coordinator.onReply(message, ctx.manager);
+  }
+}
+
+@Injectable()
+class CoordinatorLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(@Inject(TCC_COORDINATOR) private readonly coordinator: TccCoordinator) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.coordinator.start(); // resumes every unfinished transaction on its first tick
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.coordinator.stop();
+  }
+}
+
+export interface TccCoordinatorModuleOptions extends Pick<
+  TccCoordinatorOptions,
+  'retryInitialMs' | 'retryMaxMs' | 'tickIntervalMs'
+> {
+  service: ServiceName;
+  /** A provider (from `imports`) whose `onDecided` learns each decision in its transaction. */
+  decisions?: Type<DecisionListener>;
+  imports?: ModuleMetadata['imports'];
+}
+
+export interface DecisionListener {
+  onDecided(decision: Decision, manager: EntityManager): Promise<void>;
+}
+
+@Module({})
+export class TccCoordinatorModule {
+  /** The coordinator (token `TCC_COORDINATOR`), its reply handler and `/<service>/admin/tcc/...`. */
+  static forService(options: TccCoordinatorModuleOptions): DynamicModule {
+    return {
+      module: TccCoordinatorModule,
+      global: true,
+      imports: options.imports ?? [],
+      controllers: [TccRepliesController, tccAdminController(`${options.service}/admin/tcc`)],
+      providers: [
+        {
+          provide: TCC_COORDINATOR,
+          inject: [
+            DataSource,
+            SERVICE_CONFIG,
+            SERVICE_LOGGER,
+            ...(options.decisions ? [options.decisions] : []),
+          ],
+          useFactory: (
+            dataSource: DataSource,
+            config: BaseConfig,
+            logger: Logger,
+            listener?: DecisionListener,
+          ) => {
+            return new TccCoordinator({
+              retryInitialMs: options.retryInitialMs,
+              retryMaxMs: options.retryMaxMs,
+              tickIntervalMs: options.tickIntervalMs,
+              service: options.service,
+              onDecided: listener && ((decision, manager) => listener.onDecided(decision, manager)),
+              dataSource,
+              topicPrefix: config.KAFKA_TOPIC_PREFIX,
+              logger: logger.child({ component: 'tcc-coordinator' }),
+            });
+          },
+        },
+        CoordinatorLifecycle,
+      ],
+      exports: [TCC_COORDINATOR],
+    };
+  }
+}
