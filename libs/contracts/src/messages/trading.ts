@@ -19,6 +19,24 @@ export const FundsWithdrawn = defineMessage({
   schema: z.object({ accountId: f.id, requestId: f.id, amount: f.money }),
 });
 
+export const AccountOpened = defineMessage({
+  type: 'AccountOpened',
+  ...account,
+  schema: z.object({ accountId: f.id, owner: f.id, openedBy: f.id }),
+});
+
+export const SecuritiesDeposited = defineMessage({
+  type: 'SecuritiesDeposited',
+  ...account,
+  schema: z.object({ accountId: f.id, requestId: f.id, symbol: f.symbol, quantity: f.quantity }),
+});
+
+export const SecuritiesWithdrawn = defineMessage({
+  type: 'SecuritiesWithdrawn',
+  ...account,
+  schema: z.object({ accountId: f.id, requestId: f.id, symbol: f.symbol, quantity: f.quantity }),
+});
+
 export const OrderCreated = defineMessage({
   type: 'OrderCreated',
   ...order,
@@ -77,8 +95,11 @@ export const OrderSettled = defineMessage({
 });
 
 export const TRADING_EVENTS = [
+  AccountOpened,
   FundsDeposited,
   FundsWithdrawn,
+  SecuritiesDeposited,
+  SecuritiesWithdrawn,
   OrderCreated,
   OrderAccepted,
   OrderRejected,
