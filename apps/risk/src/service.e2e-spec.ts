@@ -1,3 +1,9 @@
 import { describeServiceLifecycle } from '@finance/testing';
 
-describeServiceLifecycle('risk', ['outbox', 'inbox']);
+describeServiceLifecycle('risk', [
+  'outbox',
+  'inbox',
+  'tcc_barrier',
+  'risk_limits',
+  'risk_reservations',
+]);

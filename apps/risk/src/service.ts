@@ -1,11 +1,16 @@
-// How the risk service is assembled: its context module, database migrations and default port.
+// How the risk service is assembled: its context module, config, database migrations and default port.
 import { MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { TccTables1763942400000 } from '@finance/tcc';
+import { RiskConfig, riskConfigSchema } from './config';
 import { RiskModule } from './risk.module';
+import { RiskQuota1764115200000 } from './risk-quota/risk-quota.migration';
 
-export const riskService: ServiceDefinition = {
+export const riskService: ServiceDefinition<RiskConfig> = {
   name: 'risk',
   defaultPort: 3003,
+  configSchema: riskConfigSchema,
   module: RiskModule,
-  migrations: [MessagingTables1763769600000],
+  // TccTables: every TCC participant keeps its barrier (tcc_barrier) in its own database.
+  migrations: [MessagingTables1763769600000, TccTables1763942400000, RiskQuota1764115200000],
 };
