@@ -1,11 +1,16 @@
-// How the settlement service is assembled: its context module, database migrations and default port.
+// How the settlement service is assembled: its context module, config, database migrations and default port.
 import { MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { TccTables1763942400000 } from '@finance/tcc';
+import { ClearingQuota1764115200001 } from './clearing-quota/clearing-quota.migration';
+import { SettlementConfig, settlementConfigSchema } from './config';
 import { SettlementModule } from './settlement.module';
 
-export const settlementService: ServiceDefinition = {
+export const settlementService: ServiceDefinition<SettlementConfig> = {
   name: 'settlement',
   defaultPort: 3002,
+  configSchema: settlementConfigSchema,
   module: SettlementModule,
-  migrations: [MessagingTables1763769600000],
+  // TccTables: every TCC participant keeps its barrier (tcc_barrier) in its own database.
+  migrations: [MessagingTables1763769600000, TccTables1763942400000, ClearingQuota1764115200001],
 };
