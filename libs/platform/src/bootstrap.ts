@@ -52,6 +52,11 @@ export interface ServiceDefinition<C extends BaseConfig = BaseConfig> {
   transports?: (app: INestApplication) => CustomTransportStrategy[];
 }
 
+/** A transport that can say why it is not ready yet (null when it is). */
+export interface ReadinessReporter {
+  readinessProblem(): string | null;
+}
+
 export interface ServiceHandle<C extends BaseConfig = BaseConfig> {
   app: NestFastifyApplication;
   config: C;
@@ -159,10 +164,17 @@ export async function createService<C extends BaseConfig>(
         });
     }
     app.useGlobalFilters(new ProblemDetailsFilter(logger));
-    for (const strategy of definition.transports?.(app) ?? []) {
-      app.connectMicroservice({ strategy }, { inheritAppConfig: true });
-    }
     const readiness = app.get(ReadinessService);
+    for (const [i, strategy] of (definition.transports?.(app) ?? []).entries()) {
+      app.connectMicroservice({ strategy }, { inheritAppConfig: true });
+      // A service whose consumer has not joined its group cannot finish the work it accepts.
+      const reports = strategy as Partial<ReadinessReporter>;
+      if (typeof reports.readinessProblem === 'function') {
+        readiness.addCheck(i === 0 ? 'consumer' : `consumer${i + 1}`, () =>
+          reports.readinessProblem!(),
+        );
+      }
+    }
     return {
       app,
       config,

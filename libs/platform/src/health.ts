@@ -11,12 +11,13 @@ type CheckResult = { status: 'up' } | { status: 'down'; error: string };
 
 export interface Readiness {
   status: 'ready' | 'not_ready';
-  checks: { database: CheckResult; kafka: CheckResult };
+  checks: { database: CheckResult; kafka: CheckResult } & Record<string, CheckResult>;
 }
 
 @Injectable()
 export class ReadinessService {
   private shuttingDown = false;
+  private readonly extra = new Map<string, () => string | null>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -26,6 +27,11 @@ export class ReadinessService {
   /** Called first on SIGTERM so load balancers stop sending work while requests drain. */
   markShuttingDown(): void {
     this.shuttingDown = true;
+  }
+
+  /** Adds a check that reports why the service cannot take work yet (null when it can). */
+  addCheck(name: string, problem: () => string | null): void {
+    this.extra.set(name, problem);
   }
 
   async check(): Promise<Readiness> {
@@ -39,8 +45,13 @@ export class ReadinessService {
       ),
       run(() => this.kafka.check(CHECK_TIMEOUT_MS)),
     ]);
-    const up = database.status === 'up' && kafka.status === 'up' && !this.shuttingDown;
-    return { status: up ? 'ready' : 'not_ready', checks: { database, kafka } };
+    const checks: Readiness['checks'] = { database, kafka };
+    for (const [name, problem] of this.extra) {
+      const error = problem();
+      checks[name] = error === null ? { status: 'up' } : { status: 'down', error };
+    }
+    const up = Object.values(checks).every((c) => c.status === 'up') && !this.shuttingDown;
+    return { status: up ? 'ready' : 'not_ready', checks };
   }
 }
 

@@ -73,6 +73,12 @@ export class InboxKafkaServer
     return this;
   }
 
+  /** For readiness: null once the consumer has joined its group and is fetching. */
+  readinessProblem(): string | null {
+    const state = this.consumer?.status;
+    return state === 'running' ? null : `inbox consumer ${state ?? 'not started'}`;
+  }
+
   /** The InboxConsumer underneath; available once listening. */
   unwrap<T = InboxConsumer>(): T {
     if (!this.consumer) throw new Error('InboxKafkaServer is not listening yet');
