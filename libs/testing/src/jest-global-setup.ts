@@ -1,10 +1,17 @@
 // Jest global setup for integration and e2e tests: reuse a running local stack or start a private
 // one, give this run an id so its databases and topics never meet another run's, and issue the
-// run's own dev certificates.
+// run's own dev certificates and topics.
 import './register-aliases';
 import { join } from 'node:path';
 import { DEV_IDENTITIES, writeDevCertificates } from '@finance/dev-ca';
-import { readStackState, RunningStack, startStack, syncPolicies } from '@finance/local-stack';
+import { ALL_TOPICS, topicName } from '@finance/contracts';
+import {
+  ensureTopics,
+  readStackState,
+  RunningStack,
+  startStack,
+  syncPolicies,
+} from '@finance/local-stack';
 import { localDir, repoRoot } from './paths';
 import { TEST_STACK_ENV, TestStack } from './test-stack';
 
@@ -56,6 +63,14 @@ export default async function globalSetup(): Promise<void> {
     };
   }
   await writeDevCertificates({ dir: certDir, identities: [...DEV_IDENTITIES, PROMETHEUS] });
+  // Every topic of the system under the run's prefix: services expect them, as in production.
+  await ensureTopics(
+    run.stack.kafkaBrokers,
+    ALL_TOPICS.map((t) => ({
+      name: topicName(t, run.stack.topicPrefix),
+      partitions: t.partitions,
+    })),
+  );
   process.env[TEST_STACK_ENV] = JSON.stringify(run.stack);
   (globalThis as { __financeRun?: GlobalRun }).__financeRun = run;
 }

@@ -38,9 +38,10 @@ export function describeServiceLifecycle(name: string, ownTables: string[]): voi
       const live = await service.request('/health/live');
       expect(live.status).toBe(200);
       const ready = await service.request('/health/ready');
+      // Services with Kafka handlers also report their inbox consumer.
       expect(ready.json()).toEqual({
         status: 'ready',
-        checks: { database: { status: 'up' }, kafka: { status: 'up' } },
+        checks: expect.objectContaining({ database: { status: 'up' }, kafka: { status: 'up' } }),
       });
 
       const client = new Client({ connectionString: db.url });
