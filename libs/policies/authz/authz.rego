@@ -177,6 +177,42 @@ allowed_by contains "order-service:read-accounts" if {
 	destination_matches
 }
 
+# API documents (OpenAPI) of a workload: any known caller may read them.
+allowed_by contains "read-api-docs" if {
+	caller
+	method == "GET"
+	segments == ["docs"]
+	callee in workloads
+}
+
+# The gateway onboards clients: it opens their trading accounts.
+allowed_by contains "order-service:open-accounts" if {
+	caller == "order-service"
+	method == "POST"
+	segments == ["trading", "accounts"]
+	destination_matches
+}
+
+# Cash and securities movements belong to settlement (cash management and custody): it posts
+# deposits and withdrawals to trading accounts once the money or shares have arrived or left.
+allowed_by contains "settlement-service:post-transfers" if {
+	caller == "settlement-service"
+	method == "POST"
+	count(segments) == 4
+	array.slice(segments, 0, 2) == ["trading", "accounts"]
+	valid_id(segments[2])
+	segments[3] in {"deposits", "withdrawals"}
+	destination_matches
+}
+
+# Market data (quotes, depth): the gateway shows it to clients and risk watches prices.
+allowed_by contains "read-market-data" if {
+	caller in {"order-service", "risk-service"}
+	method == "GET"
+	has_prefix(segments, ["trading", "market"])
+	destination_matches
+}
+
 # Limits, positions, P&L and the kill switch's state: everything risk serves, read-only.
 allowed_by contains "risk-officer:read-risk" if {
 	caller == "risk-officer"

@@ -53,6 +53,43 @@ test_trailing_slash_is_the_same_path if {
 	allowed("order-service", "trading-service", "POST", "/trading/orders/")
 }
 
+test_order_service_may_open_accounts_only if {
+	allowed("order-service", "trading-service", "POST", "/trading/accounts")
+	reason_of("order-service", "trading-service", "POST", "/trading/accounts") == "allowed by order-service:open-accounts"
+	denied("risk-service", "trading-service", "POST", "/trading/accounts")
+	denied("order-service", "trading-service", "POST", "/trading/accounts/ACC-1")
+}
+
+test_settlement_posts_deposits_and_withdrawals if {
+	allowed("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/deposits")
+	allowed("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/withdrawals")
+	reason_of("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/deposits") == "allowed by settlement-service:post-transfers"
+	denied("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/transfers")
+	denied("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/deposits/x")
+	denied("settlement-service", "trading-service", "POST", "/trading/accounts/..%2fx/deposits")
+	denied("settlement-service", "risk-service", "POST", "/trading/accounts/ACC-1/deposits")
+	denied("order-service", "trading-service", "POST", "/trading/accounts/ACC-1/withdrawals")
+}
+
+test_api_docs_for_known_callers if {
+	allowed("auditor", "trading-service", "GET", "/docs")
+	reason_of("risk-service", "trading-service", "GET", "/docs") == "allowed by read-api-docs"
+	denied("auditor", "trading-service", "POST", "/docs")
+	not authz.allow with input as {"attributes": {
+		"source": {"principal": "spiffe://cluster.local/ns/finance/sa/stranger"},
+		"destination": {"principal": id("trading-service")},
+		"request": {"http": {"method": "GET", "path": "/docs", "headers": {}}},
+	}}
+}
+
+test_market_data_for_gateway_and_risk if {
+	allowed("order-service", "trading-service", "GET", "/trading/market/AAPL")
+	allowed("risk-service", "trading-service", "GET", "/trading/market/AAPL/depth?levels=5")
+	reason_of("risk-service", "trading-service", "GET", "/trading/market/AAPL") == "allowed by read-market-data"
+	denied("auditor", "trading-service", "GET", "/trading/market/AAPL")
+	denied("order-service", "trading-service", "POST", "/trading/market/AAPL")
+}
+
 test_order_service_may_read_accounts if {
 	allowed("order-service", "trading-service", "GET", "/trading/accounts/ACC-1")
 	reason_of("order-service", "trading-service", "GET", "/trading/accounts/ACC-1") == "allowed by order-service:read-accounts"
