@@ -1,11 +1,13 @@
 // `npm run bench -- <scenario> [--flag value ...]`: runs a benchmark on the real stack and prints
 // its figures with the machine they ran on.
 import { eventStoreBenchmark } from './event-store';
+import { matchingBenchmark } from './matching';
 import { machine } from './stats';
 import { tccBenchmark } from './tcc';
 
 const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>> = {
   'event-store': eventStoreBenchmark,
+  matching: matchingBenchmark,
   tcc: tccBenchmark,
 };
 
