@@ -8,7 +8,7 @@ const TEST_FILES = [
   '**/*.spec.ts',
   '**/*.int-spec.ts',
   '**/*.e2e-spec.ts',
-  'libs/*/test/**/*.ts',
+  '{apps,libs}/*/test/**/*.ts',
   'libs/*/src/test-fixtures/**/*.ts',
 ];
 
@@ -46,6 +46,17 @@ function depConstraints({ tests }) {
       onlyDependOnLibsWithTags: ['scope:compliance', 'scope:shared'],
     },
     { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
+    // Benchmarks measure the code of every context; nothing depends on them.
+    {
+      sourceTag: 'scope:bench',
+      onlyDependOnLibsWithTags: [
+        'scope:shared',
+        'scope:trading',
+        'scope:settlement',
+        'scope:risk',
+        'scope:compliance',
+      ],
+    },
   ];
 }
 

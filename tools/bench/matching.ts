@@ -5,9 +5,6 @@
 // for latency, so the timer's own cost does not lower the throughput figure.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-// The bench harness is shared tooling that measures every context's code; this is a measurement,
-// not a runtime dependency of shared code on the trading context.
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import { IncomingOrder, OrderBook, Side, SubmitResult, TimeInForce } from '@finance/order-book';
 import { percentile } from './stats';
 
