@@ -1,11 +1,17 @@
-// How the trading service is assembled: its context module, database migrations and default port.
-import { MessagingTables1763769600000 } from '@finance/messaging';
+// How the trading service is assembled: its context module, configuration, database migrations,
+// default port and the inbox transport that runs its Kafka handlers.
+import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { TccTables1763942400000 } from '@finance/tcc';
+import { TradingConfig, tradingConfigSchema } from './config';
+import { TradingTables1764201600000 } from './migrations/trading-tables';
 import { TradingModule } from './trading.module';
 
-export const tradingService: ServiceDefinition = {
+export const tradingService: ServiceDefinition<TradingConfig> = {
   name: 'trading',
   defaultPort: 3001,
   module: TradingModule,
-  migrations: [MessagingTables1763769600000],
+  configSchema: tradingConfigSchema,
+  migrations: [MessagingTables1763769600000, TccTables1763942400000, TradingTables1764201600000],
+  transports: (app) => [app.get(InboxKafkaServer)],
 };

@@ -5,3 +5,4 @@ export * from './policy';
 export * from './opa-server';
 export { localDir, repoRoot } from './paths';
 export * from './waiting';
+export * from './trading-session';

@@ -1,0 +1,25 @@
+// Trading's settings on top of every service's: how long a placement may take, the MARKET collar,
+// fees and self-trade prevention.
+import { baseConfigSchema } from '@finance/platform';
+import { z } from 'zod';
+
+const millis = (fallback: number) =>
+  z.coerce.number().int().min(100).max(600_000).default(fallback);
+const basisPoints = (fallback: number) =>
+  z.coerce.number().int().min(0).max(10_000).default(fallback);
+
+export const tradingConfigSchema = baseConfigSchema.extend({
+  /** Deadline of the placement TCC's Try phase; a branch silent past it cancels the order. */
+  TRADING_PLACEMENT_TIMEOUT_MS: millis(5_000),
+  /** How long `POST /trading/orders` waits for the outcome before answering 202 with a URL. */
+  TRADING_RESPONSE_TIMEOUT_MS: millis(3_000),
+  /** A MARKET order reserves for, and may trade up to, the touch moved by this many basis points. */
+  TRADING_MARKET_COLLAR_BPS: basisPoints(500),
+  /** Fee charged to the buyer on each fill, in basis points of its value (rounded up). */
+  TRADING_FEE_BPS: basisPoints(0),
+  TRADING_SELF_TRADE_PREVENTION: z
+    .enum(['CANCEL_INCOMING', 'CANCEL_RESTING'])
+    .default('CANCEL_INCOMING'),
+});
+
+export type TradingConfig = z.infer<typeof tradingConfigSchema>;

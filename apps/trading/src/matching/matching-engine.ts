@@ -1,0 +1,463 @@
+// The matching engine: one writer per trading database (a PostgreSQL advisory lock elects it) takes
+// accepted orders and cancel requests in their queue order, runs them through the pure in-memory
+// books, and commits fills, balance moves, order states and their events in one transaction per
+// batch. A failed batch reloads the books from the tables, which are what the committed events say.
+import { OrderCancelled, OrderExecuted } from '@finance/contracts';
+import { Currency, formatMoney, money } from '@finance/money';
+import { SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
+import {
+  Cancellation,
+  Fill,
+  OrderBook,
+  RestingTimeInForce,
+  SubmitResult,
+} from '@finance/order-book';
+import { uuidv7 } from '@finance/contracts';
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Client } from 'pg';
+import type { Logger } from 'pino';
+import { DataSource, EntityManager } from 'typeorm';
+import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
+import type { TradingConfig } from '../config';
+import { releaseReservation } from '../orders/order-funds.branch';
+import { notifyOrder, publishOrderEvent } from '../orders/order-events';
+import { OrderNotifications } from '../orders/order-notifications';
+
+const LEADER_LOCK = 0x7472_6164; // "trad"
+const BATCH = 100;
+
+export interface Instrument {
+  symbol: string;
+  currency: Currency;
+  tickSize: bigint;
+  lotSize: bigint;
+}
+
+interface OrderRow {
+  order_id: string;
+  account_id: string;
+  owner: string;
+  symbol: string;
+  side: 'BUY' | 'SELL';
+  order_type: 'LIMIT' | 'MARKET';
+  time_in_force: 'GTC' | 'IOC' | 'FOK' | 'DAY';
+  price_minor: string | null;
+  protection_minor: string | null;
+  quantity: string;
+  filled_quantity: string;
+  status: string;
+}
+
+interface Command extends OrderRow {
+  sequence: string;
+  kind: 'NEW' | 'CANCEL';
+  requested_by: string;
+}
+
+export interface MarketStats {
+  last: bigint | null;
+  volume: bigint;
+  trades: number;
+}
+
+@Injectable()
+export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly books = new Map<string, OrderBook>();
+  private readonly instruments = new Map<string, Instrument>();
+  private readonly stats = new Map<string, MarketStats>();
+  private leader: Client | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: () => void = () => undefined;
+  private isLeader = false;
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly notifications: OrderNotifications,
+    @Inject(SERVICE_CONFIG) private readonly config: TradingConfig,
+    @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const unsubscribe = this.notifications.onWork(() => this.wake());
+    this.loop = this.run()
+      .catch((error: unknown) => this.logger.error({ err: error }, 'matching engine stopped'))
+      .finally(unsubscribe);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.loop;
+    await this.leader?.end().catch(() => undefined);
+  }
+
+  /** Whether this process runs the books (market data is served from them). */
+  get leading(): boolean {
+    return this.isLeader;
+  }
+
+  instrument(symbol: string): Instrument | undefined {
+    return this.instruments.get(symbol);
+  }
+
+  book(symbol: string): OrderBook | undefined {
+    return this.books.get(symbol);
+  }
+
+  marketStats(symbol: string): MarketStats {
+    return this.stats.get(symbol) ?? { last: null, volume: 0n, trades: 0 };
+  }
+
+  async loadInstruments(): Promise<void> {
+    const rows: Array<{
+      symbol: string;
+      currency: Currency;
+      tick_size_minor: string;
+      lot_size: string;
+    }> = await this.db.query(
+      `SELECT symbol, currency, tick_size_minor, lot_size FROM instruments WHERE active`,
+    );
+    for (const r of rows) {
+      this.instruments.set(r.symbol, {
+        symbol: r.symbol,
+        currency: r.currency,
+        tickSize: BigInt(r.tick_size_minor),
+        lotSize: BigInt(r.lot_size),
+      });
+    }
+  }
+
+  private async run(): Promise<void> {
+    await this.loadInstruments();
+    await this.becomeLeader();
+    if (this.stopped) return;
+    await this.rebuild();
+    while (!this.stopped) {
+      let handled = 0;
+      try {
+        handled = await this.processBatch();
+      } catch (error) {
+        this.logger.error({ err: error }, 'matching batch failed; reloading the books');
+        await this.rebuild().catch((e: unknown) => this.logger.error({ err: e }, 'rebuild failed'));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      if (handled === 0 && !this.stopped) await this.idle(500);
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  // One engine per database: others wait here and take over when the leader's session ends.
+  private async becomeLeader(): Promise<void> {
+    const url = (this.db.options as PostgresConnectionOptions).url;
+    const client = new Client({ connectionString: url, application_name: 'trading-matching' });
+    await client.connect();
+    client.on('error', (error) => {
+      this.logger.error({ err: error }, 'matching leader connection lost; exiting the engine');
+      this.stopped = true;
+      this.isLeader = false;
+      this.wake();
+    });
+    this.leader = client;
+    while (!this.stopped) {
+      const [{ locked }] = (
+        await client.query('SELECT pg_try_advisory_lock($1) AS locked', [LEADER_LOCK])
+      ).rows as Array<{ locked: boolean }>;
+      if (locked) {
+        this.isLeader = true;
+        return;
+      }
+      await this.idle(1_000);
+    }
+  }
+
+  /** Rebuilds every book from the resting orders, in their time priority. */
+  async rebuild(): Promise<void> {
+    this.books.clear();
+    this.stats.clear();
+    const rows: OrderRow[] = await this.db.query(
+      `SELECT o.*, a.owner FROM orders o JOIN accounts a USING (account_id)
+        WHERE o.status IN ('NEW', 'PARTIALLY_FILLED') AND o.booked_at IS NOT NULL
+        ORDER BY o.priority`,
+    );
+    for (const row of rows) {
+      const instrument = this.instruments.get(row.symbol)!;
+      this.bookFor(row.symbol).rest({
+        id: row.order_id,
+        owner: row.owner,
+        side: row.side,
+        price: this.ticks(instrument, BigInt(row.price_minor!)),
+        quantity: this.lots(instrument, BigInt(row.quantity) - BigInt(row.filled_quantity)),
+        timeInForce: row.time_in_force as RestingTimeInForce,
+      });
+    }
+    const trades: Array<{ symbol: string; last: string; volume: string; trades: number }> =
+      await this.db.query(
+        `SELECT DISTINCT ON (symbol) symbol, price_minor AS last,
+                sum(quantity) OVER (PARTITION BY symbol) AS volume,
+                (count(*) OVER (PARTITION BY symbol))::int AS trades
+           FROM trades WHERE executed_at >= date_trunc('day', now())
+          ORDER BY symbol, sequence DESC`,
+      );
+    for (const t of trades) {
+      this.stats.set(t.symbol, {
+        last: BigInt(t.last),
+        volume: BigInt(t.volume),
+        trades: t.trades,
+      });
+    }
+  }
+
+  private bookFor(symbol: string): OrderBook {
+    let book = this.books.get(symbol);
+    if (!book) {
+      book = new OrderBook(symbol, {
+        selfTradePrevention: this.config.TRADING_SELF_TRADE_PREVENTION,
+      });
+      this.books.set(symbol, book);
+    }
+    return book;
+  }
+
+  ticks(instrument: Instrument, priceMinor: bigint): number {
+    return Number(priceMinor / instrument.tickSize);
+  }
+
+  lots(instrument: Instrument, quantity: bigint): number {
+    return Number(quantity / instrument.lotSize);
+  }
+
+  private async processBatch(): Promise<number> {
+    const touched: string[] = [];
+    const statsDelta = new Map<string, MarketStats>();
+    const handled = await this.db.transaction(async (manager) => {
+      const commands: Command[] = await manager.query(
+        `SELECT c.sequence, c.kind, c.requested_by, o.*, a.owner
+           FROM matching_commands c JOIN orders o USING (order_id) JOIN accounts a USING (account_id)
+          WHERE c.done_at IS NULL ORDER BY c.sequence LIMIT $1 FOR UPDATE OF c`,
+        [BATCH],
+      );
+      for (const command of commands) {
+        if (command.kind === 'NEW') await this.place(manager, command, touched, statsDelta);
+        else await this.cancel(manager, command, touched);
+      }
+      if (commands.length > 0) {
+        await manager.query(
+          `UPDATE matching_commands SET done_at = clock_timestamp() WHERE sequence = ANY($1::bigint[])`,
+          [commands.map((c) => c.sequence)],
+        );
+      }
+      for (const orderId of new Set(touched)) await notifyOrder(manager, orderId);
+      return commands.length;
+    });
+    for (const [symbol, delta] of statsDelta) {
+      const current = this.marketStats(symbol);
+      this.stats.set(symbol, {
+        last: delta.last,
+        volume: current.volume + delta.volume,
+        trades: current.trades + delta.trades,
+      });
+    }
+    return handled;
+  }
+
+  private async place(
+    manager: EntityManager,
+    order: Command,
+    touched: string[],
+    statsDelta: Map<string, MarketStats>,
+  ): Promise<void> {
+    touched.push(order.order_id);
+    if (order.status !== 'NEW') return; // already handled (a repeated command)
+    const instrument = this.instruments.get(order.symbol)!;
+    const book = this.bookFor(order.symbol);
+    const result: SubmitResult = book.submit({
+      id: order.order_id,
+      owner: order.owner,
+      side: order.side,
+      type: order.order_type,
+      ...(order.price_minor ? { price: this.ticks(instrument, BigInt(order.price_minor)) } : {}),
+      ...(order.protection_minor
+        ? { protectionPrice: this.ticks(instrument, BigInt(order.protection_minor)) }
+        : {}),
+      quantity: this.lots(instrument, BigInt(order.quantity)),
+      timeInForce: order.time_in_force,
+    });
+    await manager.query(
+      `UPDATE orders SET booked_at = clock_timestamp(), priority = $2 WHERE order_id = $1`,
+      [order.order_id, order.sequence],
+    );
+    for (const fill of result.fills) {
+      await this.execute(manager, instrument, fill, touched, statsDelta);
+    }
+    for (const cancellation of result.cancelled) {
+      await this.cancelled(manager, instrument, cancellation, touched);
+    }
+  }
+
+  private async cancel(manager: EntityManager, command: Command, touched: string[]): Promise<void> {
+    touched.push(command.order_id);
+    if (command.status !== 'NEW' && command.status !== 'PARTIALLY_FILLED') return;
+    const instrument = this.instruments.get(command.symbol)!;
+    const removed = this.bookFor(command.symbol).cancel(command.order_id);
+    if (!removed) return;
+    await this.cancelled(
+      manager,
+      instrument,
+      { ...removed, reason: 'REQUESTED' },
+      touched,
+      command.requested_by,
+    );
+  }
+
+  private async execute(
+    manager: EntityManager,
+    instrument: Instrument,
+    fill: Fill,
+    touched: string[],
+    statsDelta: Map<string, MarketStats>,
+  ): Promise<void> {
+    const buyOrder = fill.takerSide === 'BUY' ? fill.takerOrderId : fill.makerOrderId;
+    const sellOrder = fill.takerSide === 'BUY' ? fill.makerOrderId : fill.takerOrderId;
+    touched.push(buyOrder, sellOrder);
+    const price = BigInt(fill.price) * instrument.tickSize;
+    const quantity = BigInt(fill.quantity) * instrument.lotSize;
+    const cost = price * quantity;
+    const fee = (cost * BigInt(this.config.TRADING_FEE_BPS) + 9_999n) / 10_000n;
+    const tradeId = uuidv7();
+    const executedAt = new Date();
+    const [accounts]: Array<{ buyer: string; seller: string }> = await manager.query(
+      `SELECT (SELECT account_id FROM orders WHERE order_id = $1) AS buyer,
+              (SELECT account_id FROM orders WHERE order_id = $2) AS seller`,
+      [buyOrder, sellOrder],
+    );
+    await manager.query(
+      `INSERT INTO trades (trade_id, symbol, currency, price_minor, quantity, buy_order_id, sell_order_id,
+                           buy_account_id, sell_account_id, buyer_fee_minor, executed_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        tradeId,
+        instrument.symbol,
+        instrument.currency,
+        price.toString(),
+        quantity.toString(),
+        buyOrder,
+        sellOrder,
+        accounts.buyer,
+        accounts.seller,
+        fee.toString(),
+        executedAt,
+      ],
+    );
+    // Orders: filled quantity and status; a completed order gives back what it still has frozen.
+    const completed: Array<{ order_id: string }> = await manager.query(
+      `WITH f AS (
+         UPDATE orders SET filled_quantity = filled_quantity + $3,
+                status = CASE WHEN filled_quantity + $3 = quantity THEN 'FILLED' ELSE 'PARTIALLY_FILLED' END
+          WHERE order_id IN ($1, $2) RETURNING order_id, status)
+       SELECT order_id FROM f WHERE status = 'FILLED'`,
+      [buyOrder, sellOrder, quantity.toString()],
+    );
+    // Buyer: cash (cost + fee) frozen -> pending out, shares pending in.
+    const buyerOut = (cost + fee).toString();
+    await manager.query(
+      `UPDATE cash_balances SET frozen = frozen - $3, pending_out = pending_out + $3
+        WHERE account_id = $1 AND currency = $2`,
+      [accounts.buyer, instrument.currency, buyerOut],
+    );
+    await manager.query(
+      `UPDATE order_reservations SET remaining = remaining - $2, updated_at = now() WHERE order_id = $1`,
+      [buyOrder, buyerOut],
+    );
+    await manager.query(
+      `INSERT INTO holdings (account_id, symbol, pending_in) VALUES ($1, $2, $3)
+       ON CONFLICT (account_id, symbol) DO UPDATE SET pending_in = holdings.pending_in + EXCLUDED.pending_in`,
+      [accounts.buyer, instrument.symbol, quantity.toString()],
+    );
+    // Seller: shares frozen -> pending out, cash pending in.
+    await manager.query(
+      `UPDATE holdings SET frozen = frozen - $3, pending_out = pending_out + $3
+        WHERE account_id = $1 AND symbol = $2`,
+      [accounts.seller, instrument.symbol, quantity.toString()],
+    );
+    await manager.query(
+      `UPDATE order_reservations SET remaining = remaining - $2, updated_at = now() WHERE order_id = $1`,
+      [sellOrder, quantity.toString()],
+    );
+    await manager.query(
+      `INSERT INTO cash_balances (account_id, currency, pending_in) VALUES ($1, $2, $3)
+       ON CONFLICT (account_id, currency) DO UPDATE SET pending_in = cash_balances.pending_in + EXCLUDED.pending_in`,
+      [accounts.seller, instrument.currency, cost.toString()],
+    );
+    for (const { order_id } of completed) await releaseReservation(manager, order_id);
+
+    const data = {
+      tradeId,
+      symbol: instrument.symbol,
+      price: formatMoney(money(instrument.currency, price)),
+      quantity: quantity.toString(),
+      currency: instrument.currency,
+      buy: { orderId: buyOrder, accountId: accounts.buyer },
+      sell: { orderId: sellOrder, accountId: accounts.seller },
+      executedAt: executedAt.toISOString(),
+    };
+    // One event per side, each in its order's stream: every order's trail is complete and in order.
+    const prefix = this.config.KAFKA_TOPIC_PREFIX;
+    await publishOrderEvent(manager, prefix, buyOrder, OrderExecuted, data, tradeId);
+    await publishOrderEvent(manager, prefix, sellOrder, OrderExecuted, data, tradeId);
+    const delta = statsDelta.get(instrument.symbol) ?? { last: null, volume: 0n, trades: 0 };
+    statsDelta.set(instrument.symbol, {
+      last: price,
+      volume: delta.volume + quantity,
+      trades: delta.trades + 1,
+    });
+  }
+
+  private async cancelled(
+    manager: EntityManager,
+    instrument: Instrument,
+    cancellation: Cancellation,
+    touched: string[],
+    by?: string,
+  ): Promise<void> {
+    touched.push(cancellation.orderId);
+    const quantity = BigInt(cancellation.quantity) * instrument.lotSize;
+    await manager.query(`UPDATE orders SET status = 'CANCELLED' WHERE order_id = $1`, [
+      cancellation.orderId,
+    ]);
+    await releaseReservation(manager, cancellation.orderId);
+    await publishOrderEvent(
+      manager,
+      this.config.KAFKA_TOPIC_PREFIX,
+      cancellation.orderId,
+      OrderCancelled,
+      {
+        orderId: cancellation.orderId,
+        cancelledQuantity: quantity.toString(),
+        reason: {
+          code: cancellation.reason,
+          message: CANCEL_MESSAGES[cancellation.reason] + (by ? ` by ${by}` : ''),
+        },
+      },
+    );
+  }
+}
+
+const CANCEL_MESSAGES: Record<Cancellation['reason'], string> = {
+  REQUESTED: 'cancelled on request',
+  EXPIRED: 'expired at the end of the session',
+  IOC_REMAINDER: 'immediate-or-cancel: the rest could not fill at once',
+  FOK_NOT_FILLABLE: 'fill-or-kill: could not fill completely, nothing traded',
+  MARKET_NO_LIQUIDITY: 'market order: no more liquidity on the other side',
+  PROTECTION_PRICE: 'market order: the next price is beyond its protection price',
+  SELF_TRADE: 'self-trade prevention: both sides have the same owner',
+};

@@ -1,0 +1,52 @@
+// REST for orders: place, read, list and cancel. Every input is checked before anything is reserved.
+import { parseOrProblem as parse, requestActor as actor } from '@finance/platform';
+import { Body, Controller, Delete, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { Answer, listOrdersQuery, OrdersService, placeOrderBody } from './orders.service';
+
+const orderId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an order id');
+
+function answer(reply: FastifyReply, result: Answer) {
+  reply.status(result.status);
+  if (result.status === 202) {
+    const url = `/trading/orders/${result.order.orderId}`;
+    reply.header('location', url);
+    return { ...result.order, poll: url };
+  }
+  return result.order;
+}
+
+@Controller('trading/orders')
+export class OrdersController {
+  constructor(private readonly orders: OrdersService) {}
+
+  @Post()
+  async place(
+    @Body() body: unknown,
+    @Req() request: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const input = parse(placeOrderBody, body ?? {}, 'body');
+    return answer(reply, await this.orders.place(input, actor(request)));
+  }
+
+  @Get()
+  list(@Query() query: unknown) {
+    return this.orders.list(parse(listOrdersQuery, query, 'query'));
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string) {
+    return this.orders.get(parse(orderId, id, 'id'));
+  }
+
+  @Delete(':id')
+  async cancel(
+    @Param('id') id: string,
+    @Req() request: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    return answer(reply, await this.orders.cancel(parse(orderId, id, 'id'), actor(request)));
+  }
+}
