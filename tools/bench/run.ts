@@ -2,12 +2,14 @@
 // its figures with the machine they ran on.
 import { eventStoreBenchmark } from './event-store';
 import { matchingBenchmark } from './matching';
+import { ordersBenchmark } from './orders';
 import { machine } from './stats';
 import { tccBenchmark } from './tcc';
 
 const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>> = {
   'event-store': eventStoreBenchmark,
   matching: matchingBenchmark,
+  orders: ordersBenchmark,
   tcc: tccBenchmark,
 };
 

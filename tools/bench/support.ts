@@ -19,6 +19,8 @@ export interface BenchEnvironment {
   urls: string[];
   postgresAdminUrl: string;
   kafkaBrokers: string[];
+  /** OPA with the repository's policies (for benchmarks that run the services). */
+  opaUrl: string;
   /** Put before every topic the benchmark uses. */
   prefix: string;
 }
@@ -34,8 +36,9 @@ export async function provisionBench(
   try {
     let postgresAdminUrl: string;
     let kafkaBrokers: string[];
+    let opaUrl: string;
     if (shared) {
-      ({ postgresAdminUrl, kafkaBrokers } = shared.addresses);
+      ({ postgresAdminUrl, kafkaBrokers, opaUrl } = shared.addresses);
     } else {
       stack = await startStack({
         dir,
@@ -44,6 +47,7 @@ export async function provisionBench(
       });
       postgresAdminUrl = stack.postgres.adminUrl;
       kafkaBrokers = stack.kafka.brokers;
+      opaUrl = stack.opa.url;
     }
     const names = labels.map((label) => `${id}_${label}`);
     await ensureDatabases(postgresAdminUrl, names);
@@ -54,6 +58,7 @@ export async function provisionBench(
         urls: names.map((n) => databaseUrl(postgresAdminUrl, n)),
         postgresAdminUrl,
         kafkaBrokers,
+        opaUrl,
         prefix,
       });
     } finally {

@@ -1,0 +1,101 @@
+// End-to-end order placement: trading, risk and settlement as processes (mutual TLS, OPA), orders
+// over HTTP through the placement TCC and the matching engine. Prints placements/s and latency, then
+// waits for every transaction to finish and checks the invariants (conservation, nothing negative,
+// every reservation accounted for).
+import { ALL_TOPICS, topicName } from '@finance/contracts';
+import { writeDevCertificates } from '@finance/dev-ca';
+import { ensureTopics } from '@finance/local-stack';
+import {
+  freePort,
+  invariantViolations,
+  launchService,
+  localDir,
+  runTradingSession,
+  ServiceProcess,
+  settle,
+  waitUntilReady,
+} from '@finance/testing';
+import { join } from 'node:path';
+import { provisionBench } from './support';
+import { formatSummary, summarize } from './stats';
+
+export async function ordersBenchmark(flags: Record<string, string>): Promise<void> {
+  const orders = Number(flags.orders ?? 10_000);
+  const accounts = Number(flags.accounts ?? 50);
+  const concurrency = Number(flags.concurrency ?? 50);
+  const rate = flags.rate ? Number(flags.rate) : undefined;
+  process.stdout.write(
+    `orders: ${orders.toLocaleString('en-US')} orders from ${accounts} accounts, ` +
+      (rate
+        ? `offered at ${rate}/s (open loop, ${concurrency} clients)\n`
+        : `${concurrency} in flight\n`),
+  );
+  const labels = ['trading', 'risk', 'settlement'] as const;
+  await provisionBench([...labels], async ({ id, urls, kafkaBrokers, opaUrl, prefix }) => {
+    await ensureTopics(
+      kafkaBrokers,
+      ALL_TOPICS.map((t) => ({ name: topicName(t, prefix), partitions: t.partitions })),
+    );
+    const certificates = await writeDevCertificates({
+      dir: join(localDir(), 'bench', id, 'certs'),
+    });
+    const running: ServiceProcess[] = [];
+    try {
+      for (const [i, name] of labels.entries()) {
+        running.push(
+          launchService(name, {
+            port: await freePort(),
+            env: {
+              DATABASE_URL: urls[i],
+              KAFKA_BROKERS: kafkaBrokers.join(','),
+              KAFKA_TOPIC_PREFIX: prefix,
+              OPA_URL: opaUrl,
+              LOG_LEVEL: 'warn',
+              DATABASE_POOL_SIZE: flags.pool ?? '20',
+              TRADING_RESPONSE_TIMEOUT_MS: '30000',
+              TRADING_PLACEMENT_TIMEOUT_MS: '30000',
+            },
+            certificates,
+          }),
+        );
+      }
+      await Promise.all(running.map((s) => waitUntilReady(s, 120_000)));
+      const trading = running[0];
+      const latencies: number[] = [];
+      const answered: Record<number, number> = {};
+      const result = await runTradingSession(trading, {
+        orders,
+        accounts,
+        concurrency,
+        seed: Number(flags.seed ?? 1),
+        tag: id,
+        ratePerSecond: rate,
+        onPlaced: (ms, status) => {
+          latencies.push(ms);
+          answered[status] = (answered[status] ?? 0) + 1;
+        },
+      });
+      process.stdout.write(
+        `${formatSummary('placements (HTTP + TCC + matching)', summarize(orders, result.elapsedMs / 1000, latencies)).replace('events/s', 'orders/s')}\n`,
+      );
+      process.stdout.write(
+        `HTTP answers ${JSON.stringify(answered)}; order states ${JSON.stringify(result.statuses)}; cancels ${result.cancels}\n`,
+      );
+      await settle(urls[0]);
+      const violations = await invariantViolations({
+        trading: urls[0],
+        risk: urls[1],
+        settlement: urls[2],
+      });
+      if (violations.length > 0) {
+        throw new Error(`invariants violated:\n${violations.join('\n')}`);
+      }
+      process.stdout.write(
+        'invariants: cash and shares conserved, pending settlement equals the trades, no negative balance, ' +
+          'frozen equals open reservations, every transaction finished, risk and clearing usage equal their reservations\n',
+      );
+    } finally {
+      await Promise.all(running.map((s) => s.stop()));
+    }
+  });
+}
