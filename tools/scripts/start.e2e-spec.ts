@@ -69,10 +69,12 @@ describe('npm start', () => {
         for (const port of [base, base + 1, base + 2, base + 3]) {
           expect((await probe.request(`https://127.0.0.1:${port}/health/ready`)).status).toBe(200);
         }
-        // Allowed (no such route yet, so 404 after authorization) versus denied.
-        expect((await gateway.request(`https://127.0.0.1:${base}/trading/orders`)).status).toBe(
-          404,
+        // Allowed versus denied.
+        const orders = await gateway.request(
+          `https://127.0.0.1:${base}/trading/orders?accountId=ACC-1`,
         );
+        expect(orders.status).toBe(200);
+        expect(orders.json()).toEqual({ orders: [], nextCursor: null });
         expect((await gateway.request(`https://127.0.0.1:${base}/metrics`)).status).toBe(403);
       } finally {
         probe.close();

@@ -13,6 +13,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import {
   call,
+  openEventStream,
   PlacementServices,
   query,
   RunningService,
@@ -116,6 +117,11 @@ afterAll(async () => {
 
 describe('order placement across trading, risk and settlement', () => {
   it('matches two crossing orders: fills in the response, frozen moved to pending settlement, reservations everywhere, events in order', async () => {
+    const stream = await openEventStream(
+      services.trading,
+      '/trading/market/AAPL/stream',
+      'order-service',
+    );
     const buyer = await openFunded('buyer', 'alice', { usd: '100000.00' });
     const seller = await openFunded('seller', 'bob', { aapl: '1000' });
 
@@ -145,6 +151,28 @@ describe('order placement across trading, risk and settlement', () => {
     expect(buy.status).toBe(201);
     expect(buy.body).toMatchObject({ status: 'FILLED', filledQuantity: '60' });
     expect(buy.body.fills).toEqual([expect.objectContaining({ price: '150.00', quantity: '60' })]);
+
+    // The market-data stream saw the resting offer, then the trade and the offer's new size.
+    await waitFor(
+      'the trade on the stream',
+      async () => stream.events,
+      (events) => events.some((e) => e.event === 'trade'),
+    );
+    stream.close();
+    expect(stream.events.find((e) => e.event === 'trade')?.data).toMatchObject({
+      symbol: 'AAPL',
+      price: '150.00',
+      quantity: '60',
+    });
+    await waitFor(
+      'the book after the trade',
+      async () => stream.events,
+      (events) =>
+        events.some(
+          (e) =>
+            e.event === 'quote' && (e.data.ask as { quantity?: string } | null)?.quantity === '40',
+        ),
+    );
 
     // Buyer: 9,030.00 was frozen at 150.50; 9,000.00 traded and is pending, the 30.00 improvement is back.
     expect((await balances(buyer)).cash).toEqual([

@@ -2,6 +2,9 @@
 // (mutual TLS, the run's OPA, real Postgres and Kafka), with helpers to call them as a given identity
 // and to read their databases.
 import { ServiceName } from '@finance/contracts';
+import { credentialsOf } from '@finance/dev-ca';
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { HttpResponse } from '@finance/platform';
 import {
   createTestDatabase,
@@ -84,4 +87,48 @@ export async function call<T = Record<string, unknown>>(
     body: response.body ? response.json<T>() : (undefined as T),
     response,
   };
+}
+
+export interface EventStream {
+  events: Array<{ event: string; data: Record<string, unknown> }>;
+  close(): void;
+}
+
+/** Opens a server-sent event stream as `as` and collects its events. */
+export async function openEventStream(
+  service: RunningService,
+  path: string,
+  as: string,
+): Promise<EventStream> {
+  const files = credentialsOf(await testCertificates(), as);
+  const events: EventStream['events'] = [];
+  const request = httpsRequest(`${service.process.url}${path}`, {
+    cert: readFileSync(files.certFile),
+    key: readFileSync(files.keyFile),
+    ca: readFileSync(files.caFile),
+    // The service proves a SPIFFE id, not a host name; the dev CA is the only one trusted.
+    checkServerIdentity: () => undefined,
+  });
+  await new Promise<void>((resolve, reject) => {
+    request.on('response', (response) => {
+      if (response.statusCode !== 200) reject(new Error(`stream: ${response.statusCode}`));
+      let buffer = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event && data) events.push({ event, data: JSON.parse(data) });
+        }
+      });
+      resolve();
+    });
+    request.on('error', reject);
+    request.end();
+  });
+  return { events, close: () => request.destroy() };
 }

@@ -1,8 +1,11 @@
-// Market data from the books the matching engine holds: L1 (best bid and ask, last, volume) and L2.
+// Market data from the books the matching engine holds: L1 (best bid and ask, last, volume) and L2,
+// as snapshots and as a server-sent event stream of trades and book changes.
 import { Currency, formatMoney, money } from '@finance/money';
 import { parseOrProblem as parse, ProblemException } from '@finance/platform';
 import { fields } from '@finance/contracts';
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { BeforeApplicationShutdown, Controller, Get, Param, Query, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { Instrument, MatchingEngine } from '../matching/matching-engine';
 import { fieldProblem } from '../problems';
@@ -15,9 +18,63 @@ interface Level {
   orders: number;
 }
 
+const HEARTBEAT_MS = 15_000;
+
 @Controller('trading/market')
-export class MarketController {
+export class MarketController implements BeforeApplicationShutdown {
+  private readonly streams = new Set<ServerResponse>();
+
   constructor(private readonly engine: MatchingEngine) {}
+
+  // Streams never end by themselves; close them so the server can drain and stop.
+  beforeApplicationShutdown(): void {
+    for (const stream of this.streams) stream.end();
+  }
+
+  /**
+   * Server-sent events: `quote` and `depth` (10 levels) now and after every committed change of the
+   * book, `trade` for each execution.
+   */
+  @Get(':symbol/stream')
+  stream(
+    @Param('symbol') symbol: string,
+    @Query() query: unknown,
+    @Res() reply: FastifyReply,
+  ): void {
+    const instrument = this.instrument(symbol);
+    const { levels } = parse(depthQuery, query, 'query');
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
+    const send = (event: string, data: unknown) =>
+      raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const book = () => {
+      send('quote', this.quote(instrument.symbol));
+      send('depth', this.depth(instrument.symbol, { levels }));
+    };
+    book();
+    const unsubscribe = this.engine.onMarket(instrument.symbol, (event) => {
+      if (event.type === 'book') return book();
+      send('trade', {
+        tradeId: event.tradeId,
+        symbol: event.symbol,
+        price: formatMoney(money(instrument.currency, event.price)),
+        quantity: event.quantity.toString(),
+        executedAt: event.executedAt,
+      });
+    });
+    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    this.streams.add(raw);
+    raw.on('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      this.streams.delete(raw);
+    });
+  }
 
   @Get(':symbol')
   quote(@Param('symbol') symbol: string) {

@@ -14,6 +14,7 @@ import {
 } from '@finance/order-book';
 import { uuidv7 } from '@finance/contracts';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 import { DataSource, EntityManager } from 'typeorm';
@@ -54,6 +55,18 @@ interface Command extends OrderRow {
   requested_by: string;
 }
 
+/** What market-data subscribers get after each committed batch. */
+export type MarketEvent =
+  | {
+      type: 'trade';
+      symbol: string;
+      tradeId: string;
+      price: bigint;
+      quantity: bigint;
+      executedAt: string;
+    }
+  | { type: 'book'; symbol: string };
+
 export interface MarketStats {
   last: bigint | null;
   volume: bigint;
@@ -70,6 +83,9 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
   private loop: Promise<void> | undefined;
   private wake: () => void = () => undefined;
   private isLeader = false;
+  private readonly market = new EventEmitter().setMaxListeners(0);
+  // Market events of the batch being processed, published once it commits.
+  private pending: MarketEvent[] = [];
 
   constructor(
     private readonly db: DataSource,
@@ -103,6 +119,12 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
 
   book(symbol: string): OrderBook | undefined {
     return this.books.get(symbol);
+  }
+
+  /** Trades and book changes of a symbol, after they are committed; returns the unsubscribe. */
+  onMarket(symbol: string, listener: (event: MarketEvent) => void): () => void {
+    this.market.on(symbol, listener);
+    return () => this.market.off(symbol, listener);
   }
 
   marketStats(symbol: string): MarketStats {
@@ -239,6 +261,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
   private async processBatch(): Promise<number> {
     const touched: string[] = [];
     const statsDelta = new Map<string, MarketStats>();
+    this.pending = [];
     const handled = await this.db.transaction(async (manager) => {
       const commands: Command[] = await manager.query(
         `SELECT c.sequence, c.kind, c.requested_by, o.*, a.owner
@@ -267,6 +290,12 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
         trades: current.trades + delta.trades,
       });
     }
+    const changedBooks = new Set<string>();
+    for (const event of this.pending) {
+      if (event.type === 'book') changedBooks.add(event.symbol);
+      else this.market.emit(event.symbol, event);
+    }
+    for (const symbol of changedBooks) this.market.emit(symbol, { type: 'book', symbol });
     return handled;
   }
 
@@ -280,6 +309,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     if (order.status !== 'NEW') return; // already handled (a repeated command)
     const instrument = this.instruments.get(order.symbol)!;
     const book = this.bookFor(order.symbol);
+    this.pending.push({ type: 'book', symbol: order.symbol });
     const result: SubmitResult = book.submit({
       id: order.order_id,
       owner: order.owner,
@@ -310,6 +340,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     const instrument = this.instruments.get(command.symbol)!;
     const removed = this.bookFor(command.symbol).cancel(command.order_id);
     if (!removed) return;
+    this.pending.push({ type: 'book', symbol: command.symbol });
     await this.cancelled(
       manager,
       instrument,
@@ -414,6 +445,14 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     const prefix = this.config.KAFKA_TOPIC_PREFIX;
     await publishOrderEvent(manager, prefix, buyOrder, OrderExecuted, data, tradeId);
     await publishOrderEvent(manager, prefix, sellOrder, OrderExecuted, data, tradeId);
+    this.pending.push({
+      type: 'trade',
+      symbol: instrument.symbol,
+      tradeId,
+      price,
+      quantity,
+      executedAt: data.executedAt,
+    });
     const delta = statsDelta.get(instrument.symbol) ?? { last: null, volume: 0n, trades: 0 };
     statsDelta.set(instrument.symbol, {
       last: price,
