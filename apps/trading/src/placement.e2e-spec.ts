@@ -305,6 +305,60 @@ describe('order placement across trading, risk and settlement', () => {
     expect(invalid.body).toMatchObject({ errors: [{ field: 'body.price' }] });
   });
 
+  it('replaces a resting order within what it reserved, releasing the excess, and cancels it (then 409)', async () => {
+    const accountId = await openFunded('replace', 'frank', { usd: '10000.00' });
+    const order = await place({
+      clientOrderId: 'to-replace',
+      accountId,
+      symbol: 'TSLA',
+      side: 'BUY',
+      type: 'LIMIT',
+      price: '50.00',
+      quantity: '10',
+    });
+    expect(order.body.status).toBe('NEW');
+    const cash = async () => (await balances(accountId)).cash[0];
+    expect(await cash()).toMatchObject({ available: '9500.00', frozen: '500.00' });
+    const patch = (body: unknown) =>
+      call<OrderView & { price: string }>(
+        services.trading,
+        'PATCH',
+        `/trading/orders/${order.body.orderId}`,
+        {
+          as: 'order-service',
+          body,
+        },
+      );
+
+    const lower = await patch({ price: '40.00' });
+    expect(lower.status).toBe(200);
+    expect(lower.body).toMatchObject({ price: '40.00', status: 'NEW' });
+    expect(await cash()).toMatchObject({ available: '9600.00', frozen: '400.00' });
+    // More than the placement reserved in trading, risk and settlement needs a new order.
+    const bigger = await patch({ quantity: '20' });
+    expect(bigger.status).toBe(409);
+    expect(bigger.body).toMatchObject({ errors: [{ field: 'body.quantity' }] });
+    expect((await patch({ price: '60.00' })).status).toBe(409);
+    expect((await patch({})).status).toBe(400);
+
+    const cancelled = await call<OrderView>(
+      services.trading,
+      'DELETE',
+      `/trading/orders/${order.body.orderId}`,
+      {
+        as: 'order-service',
+      },
+    );
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.status).toBe('CANCELLED');
+    expect(await cash()).toMatchObject({ available: '10000.00', frozen: '0.00' });
+    const again = await call(services.trading, 'DELETE', `/trading/orders/${order.body.orderId}`, {
+      as: 'order-service',
+    });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ orderStatus: 'CANCELLED' });
+  });
+
   it('rejects an order after its deadline while settlement is down, and nothing stays frozen once settlement is back', async () => {
     const accountId = await openFunded('slow', 'dave', { usd: '10000.00' });
     await services.settlement.process.stop();

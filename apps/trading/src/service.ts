@@ -4,6 +4,7 @@ import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messagi
 import { ServiceDefinition } from '@finance/platform';
 import { TccTables1763942400000 } from '@finance/tcc';
 import { TradingConfig, tradingConfigSchema } from './config';
+import { OrderReplace1764288000000 } from './migrations/order-replace';
 import { TradingTables1764201600000 } from './migrations/trading-tables';
 import { TradingModule } from './trading.module';
 
@@ -12,6 +13,11 @@ export const tradingService: ServiceDefinition<TradingConfig> = {
   defaultPort: 3001,
   module: TradingModule,
   configSchema: tradingConfigSchema,
-  migrations: [MessagingTables1763769600000, TccTables1763942400000, TradingTables1764201600000],
+  migrations: [
+    MessagingTables1763769600000,
+    TccTables1763942400000,
+    TradingTables1764201600000,
+    OrderReplace1764288000000,
+  ],
   transports: (app) => [app.get(InboxKafkaServer)],
 };

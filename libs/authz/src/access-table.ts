@@ -23,7 +23,7 @@ export const TABLE_CALLERS: readonly TableCaller[] = [
 ];
 
 export interface AccessRow {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** As shown: `{id}` is one path segment, `{service}` each of the four, `**` any sub-path. */
   pattern: string;
   /** A concrete request for it (`{service}` still to be replaced). */
@@ -102,6 +102,13 @@ export const ACCESS_ROWS: readonly AccessRow[] = [
     example: '/trading/orders/ord-1',
     servedBy: 'trading',
     what: 'one order with its fills',
+  },
+  {
+    method: 'PATCH',
+    pattern: '/trading/orders/{id}',
+    example: '/trading/orders/ord-1',
+    servedBy: 'trading',
+    what: 'cancel/replace: new price or quantity of a resting order',
   },
   {
     method: 'DELETE',

@@ -169,6 +169,16 @@ allowed_by contains "order-service:cancel-order" if {
 	destination_matches
 }
 
+# Cancel/replace: a new price or quantity for a resting order.
+allowed_by contains "order-service:replace-order" if {
+	caller == "order-service"
+	method == "PATCH"
+	count(segments) == 3
+	array.slice(segments, 0, 2) == ["trading", "orders"]
+	valid_id(segments[2])
+	destination_matches
+}
+
 # The gateway shows clients their cash and holdings.
 allowed_by contains "order-service:read-accounts" if {
 	caller == "order-service"

@@ -49,6 +49,14 @@ test_order_service_may_place_read_and_cancel if {
 	allowed("order-service", "trading-service", "DELETE", "/trading/orders/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
 }
 
+test_order_service_may_replace_a_resting_order if {
+	allowed("order-service", "trading-service", "PATCH", "/trading/orders/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+	reason_of("order-service", "trading-service", "PATCH", "/trading/orders/ord-1") == "allowed by order-service:replace-order"
+	denied("order-service", "trading-service", "PATCH", "/trading/orders")
+	denied("risk-service", "trading-service", "PATCH", "/trading/orders/ord-1")
+	denied("order-service", "trading-service", "PATCH", "/trading/orders/a%2Fb")
+}
+
 test_trailing_slash_is_the_same_path if {
 	allowed("order-service", "trading-service", "POST", "/trading/orders/")
 }

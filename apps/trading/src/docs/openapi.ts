@@ -2,7 +2,7 @@
 // so the document cannot drift from what the service accepts.
 import { z } from 'zod';
 import { openAccountBody, transferBody } from '../accounts/accounts.controller';
-import { listOrdersQuery, placeOrderBody } from '../orders/orders.service';
+import { listOrdersQuery, placeOrderBody, replaceOrderBody } from '../orders/orders.service';
 
 const json = (schema: z.ZodType) => {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
@@ -137,6 +137,22 @@ export function tradingOpenApi(): Record<string, unknown> {
           summary: 'One order with its fills',
           parameters: [idParam('id')],
           responses: { '200': ok('the order'), '404': problem('unknown order'), ...common },
+        },
+        patch: {
+          summary:
+            'Cancel/replace a resting LIMIT order: new price and/or total quantity, within what it reserved; time priority is kept only when the price is unchanged and the quantity does not go up',
+          parameters: [idParam('id')],
+          requestBody: { required: true, content: json(replaceOrderBody) },
+          responses: {
+            '200': ok('replaced (and any fills it caused)'),
+            '202': ok('queued; poll the order'),
+            '404': problem('unknown order'),
+            '409': problem('not resting, or needs more than the order reserved'),
+            '422': problem(
+              'price off the tick, quantity off the lot or not above the filled quantity',
+            ),
+            ...common,
+          },
         },
         delete: {
           summary: 'Cancel the remaining quantity and release its reservations',

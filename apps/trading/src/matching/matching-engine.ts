@@ -2,7 +2,7 @@
 // accepted orders and cancel requests in their queue order, runs them through the pure in-memory
 // books, and commits fills, balance moves, order states and their events in one transaction per
 // batch. A failed batch reloads the books from the tables, which are what the committed events say.
-import { OrderCancelled, OrderExecuted } from '@finance/contracts';
+import { OrderCancelled, OrderExecuted, OrderReplaced } from '@finance/contracts';
 import { Currency, formatMoney, money } from '@finance/money';
 import { SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
 import {
@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { DataSource, EntityManager } from 'typeorm';
 import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
 import type { TradingConfig } from '../config';
-import { releaseReservation } from '../orders/order-funds.branch';
+import { releaseExcess, releaseReservation } from '../orders/order-funds.branch';
 import { notifyOrder, publishOrderEvent } from '../orders/order-events';
 import { OrderNotifications } from '../orders/order-notifications';
 
@@ -51,8 +51,11 @@ interface OrderRow {
 
 interface Command extends OrderRow {
   sequence: string;
-  kind: 'NEW' | 'CANCEL';
+  kind: 'NEW' | 'CANCEL' | 'REPLACE';
   requested_by: string;
+  /** REPLACE: the new limit price and total quantity. */
+  new_price_minor: string | null;
+  new_quantity: string | null;
 }
 
 /** What market-data subscribers get after each committed batch. */
@@ -264,13 +267,16 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     this.pending = [];
     const handled = await this.db.transaction(async (manager) => {
       const commands: Command[] = await manager.query(
-        `SELECT c.sequence, c.kind, c.requested_by, o.*, a.owner
+        `SELECT c.sequence, c.kind, c.requested_by, c.price_minor AS new_price_minor,
+                c.quantity AS new_quantity, o.*, a.owner
            FROM matching_commands c JOIN orders o USING (order_id) JOIN accounts a USING (account_id)
           WHERE c.done_at IS NULL ORDER BY c.sequence LIMIT $1 FOR UPDATE OF c`,
         [BATCH],
       );
       for (const command of commands) {
         if (command.kind === 'NEW') await this.place(manager, command, touched, statsDelta);
+        else if (command.kind === 'REPLACE')
+          await this.replace(manager, command, touched, statsDelta);
         else await this.cancel(manager, command, touched);
       }
       if (commands.length > 0) {
@@ -348,6 +354,70 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
       touched,
       command.requested_by,
     );
+  }
+
+  // Cancel/replace: the book keeps the order's place only when the price is unchanged and the
+  // quantity does not go up; otherwise it re-enters (and may trade). Funds it no longer needs go back.
+  private async replace(
+    manager: EntityManager,
+    command: Command,
+    touched: string[],
+    statsDelta: Map<string, MarketStats>,
+  ): Promise<void> {
+    touched.push(command.order_id);
+    if (command.status !== 'NEW' && command.status !== 'PARTIALLY_FILLED') return;
+    const instrument = this.instruments.get(command.symbol)!;
+    const price = BigInt(command.new_price_minor!);
+    const quantity = BigInt(command.new_quantity!);
+    const open = quantity - BigInt(command.filled_quantity);
+    const result = this.bookFor(command.symbol).replace(command.order_id, {
+      price: this.ticks(instrument, price),
+      quantity: this.lots(instrument, open),
+    });
+    if (!result) return;
+    this.pending.push({ type: 'book', symbol: command.symbol });
+    await manager.query(
+      `UPDATE orders SET price_minor = $2, quantity = $3,
+              priority = CASE WHEN $4 THEN priority ELSE $5::bigint END
+        WHERE order_id = $1`,
+      [
+        command.order_id,
+        price.toString(),
+        quantity.toString(),
+        result.priorityKept,
+        command.sequence,
+      ],
+    );
+    await publishOrderEvent(
+      manager,
+      this.config.KAFKA_TOPIC_PREFIX,
+      command.order_id,
+      OrderReplaced,
+      {
+        orderId: command.order_id,
+        price: formatMoney(money(instrument.currency, price)),
+        quantity: quantity.toString(),
+        priorityKept: result.priorityKept,
+      },
+    );
+    for (const fill of result.fills)
+      await this.execute(manager, instrument, fill, touched, statsDelta);
+    for (const cancellation of result.cancelled) {
+      await this.cancelled(manager, instrument, cancellation, touched);
+    }
+    // What the open quantity can still need at the new price; the rest of the reservation goes back.
+    const [after]: Array<{ status: string; filled_quantity: string }> = await manager.query(
+      `SELECT status, filled_quantity FROM orders WHERE order_id = $1`,
+      [command.order_id],
+    );
+    if (after.status !== 'NEW' && after.status !== 'PARTIALLY_FILLED') return;
+    const left = quantity - BigInt(after.filled_quantity);
+    const value = price * left;
+    const need =
+      command.side === 'BUY'
+        ? value + (value * BigInt(this.config.TRADING_FEE_BPS) + 9_999n) / 10_000n
+        : left;
+    await releaseExcess(manager, command.order_id, need);
   }
 
   private async execute(

@@ -60,6 +60,33 @@ export async function releaseReservation(manager: EntityManager, orderId: string
   return BigInt(row.remaining);
 }
 
+/** Gives back what an open order holds beyond `need` (after a cancel/replace made it smaller). */
+export async function releaseExcess(
+  manager: EntityManager,
+  orderId: string,
+  need: bigint,
+): Promise<bigint> {
+  const [row]: Array<{
+    account_id: string;
+    asset_kind: Reserved['kind'];
+    asset: string;
+    excess: string;
+  }> = await manager.query(
+    `WITH old AS (SELECT * FROM order_reservations WHERE order_id = $1 AND state <> 'RELEASED' AND remaining > $2 FOR UPDATE),
+            upd AS (UPDATE order_reservations r SET remaining = $2, updated_at = now()
+                      FROM old WHERE r.order_id = old.order_id)
+       SELECT account_id, asset_kind, asset, remaining - $2 AS excess FROM old`,
+    [orderId, need.toString()],
+  );
+  if (!row) return 0n;
+  const { table, key } = balanceTable(row.asset_kind);
+  await manager.query(
+    `UPDATE ${table} SET available = available + $3, frozen = frozen - $3 WHERE account_id = $1 AND ${key} = $2`,
+    [row.account_id, row.asset, row.excess],
+  );
+  return BigInt(row.excess);
+}
+
 @Injectable()
 export class OrderFundsBranch implements BranchHandlers {
   async try(ctx: BranchContext, raw: Payload): Promise<void> {

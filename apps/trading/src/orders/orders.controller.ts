@@ -1,9 +1,15 @@
 // REST for orders: place, read, list and cancel. Every input is checked before anything is reserved.
 import { parseOrProblem as parse, requestActor as actor } from '@finance/platform';
-import { Body, Controller, Delete, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { Answer, listOrdersQuery, OrdersService, placeOrderBody } from './orders.service';
+import {
+  Answer,
+  listOrdersQuery,
+  OrdersService,
+  placeOrderBody,
+  replaceOrderBody,
+} from './orders.service';
 
 const orderId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an order id');
 
@@ -39,6 +45,20 @@ export class OrdersController {
   @Get(':id')
   get(@Param('id') id: string) {
     return this.orders.get(parse(orderId, id, 'id'));
+  }
+
+  @Patch(':id')
+  async replace(
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Req() request: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const change = parse(replaceOrderBody, body ?? {}, 'body');
+    return answer(
+      reply,
+      await this.orders.replace(parse(orderId, id, 'id'), change, actor(request)),
+    );
   }
 
   @Delete(':id')

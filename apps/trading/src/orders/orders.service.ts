@@ -51,6 +51,15 @@ export const placeOrderBody = z
   });
 export type PlaceOrder = z.infer<typeof placeOrderBody>;
 
+export const replaceOrderBody = z
+  .object({ price: fields.positiveDecimal.optional(), quantity: fields.quantity.optional() })
+  .strict()
+  .refine((body) => body.price !== undefined || body.quantity !== undefined, {
+    message: 'give a new price, a new quantity or both',
+    path: ['price'],
+  });
+export type ReplaceOrder = z.infer<typeof replaceOrderBody>;
+
 export const listOrdersQuery = z.object({
   accountId: identifier,
   status: z
@@ -309,6 +318,78 @@ export class OrdersService {
     );
     if (value.status === 'FILLED') this.assertCancellable(value);
     return { status: timedOut ? 202 : 200, order: await this.view(value) };
+  }
+
+  /**
+   * Cancel/replace of a resting LIMIT order: new price and/or new total quantity. It must fit in
+   * what the placement reserved (price × quantity within the reserved notional, quantity not above
+   * the original), because risk and settlement reserved that much; more needs a new order.
+   */
+  async replace(orderId: string, change: ReplaceOrder, actor: string): Promise<Answer> {
+    const current = await this.row(orderId).catch(() => undefined);
+    if (!current) throw fieldProblem(404, 'unknown order', 'id', `${orderId} does not exist`);
+    this.assertCancellable(current);
+    if (current.order_type !== 'LIMIT' || current.booked_at === null) {
+      throw fieldProblem(
+        409,
+        'order cannot be replaced',
+        'id',
+        'only a LIMIT order resting in the book can be replaced',
+        { orderStatus: current.status },
+      );
+    }
+    const instrument = this.engine.instrument(current.symbol)!;
+    const price =
+      change.price === undefined
+        ? BigInt(current.price_minor!)
+        : this.parsePrice(instrument, change.price);
+    const quantity =
+      change.quantity === undefined ? BigInt(current.quantity) : BigInt(change.quantity);
+    if (quantity % instrument.lotSize !== 0n) {
+      throw fieldProblem(
+        422,
+        'invalid quantity',
+        'body.quantity',
+        `must be a multiple of the lot size ${instrument.lotSize}`,
+      );
+    }
+    if (quantity <= BigInt(current.filled_quantity)) {
+      throw fieldProblem(
+        422,
+        'invalid quantity',
+        'body.quantity',
+        `must be above the ${current.filled_quantity} already filled; cancel to stop the order`,
+      );
+    }
+    if (quantity > BigInt(current.quantity) || price * quantity > BigInt(current.notional_minor)) {
+      throw fieldProblem(
+        409,
+        'more than reserved',
+        change.quantity === undefined ? 'body.price' : 'body.quantity',
+        `price × quantity may not exceed the ${formatMoney(money(current.currency, BigInt(current.notional_minor)))} ${current.currency} the order reserved, nor the quantity its original ${current.quantity}; cancel it and place a new order`,
+      );
+    }
+    const [{ sequence }] = await this.db.transaction(async (manager: EntityManager) => {
+      const rows: Array<{ sequence: string }> = await manager.query(
+        `INSERT INTO matching_commands (kind, order_id, requested_by, price_minor, quantity)
+         VALUES ('REPLACE', $1, $2, $3, $4) RETURNING sequence`,
+        [orderId, actor, price.toString(), quantity.toString()],
+      );
+      await manager.query('SELECT pg_notify($1, $2)', [MATCHING_CHANNEL, orderId]);
+      return rows;
+    });
+    const { timedOut } = await this.notifications.waitFor(
+      orderId,
+      async () =>
+        (
+          await this.db.query(`SELECT done_at FROM matching_commands WHERE sequence = $1`, [
+            sequence,
+          ])
+        )[0] as { done_at: Date | null },
+      (command) => command.done_at !== null,
+      this.config.TRADING_RESPONSE_TIMEOUT_MS,
+    );
+    return { status: timedOut ? 202 : 200, order: await this.view(await this.row(orderId)) };
   }
 
   private assertCancellable(row: OrderRow): void {

@@ -88,6 +88,18 @@ export const OrderCancelled = defineMessage({
   schema: z.object({ orderId: f.id, cancelledQuantity: f.nonNegativeQuantity, reason: f.reason }),
 });
 
+/** Cancel/replace: the order's new limit price and total quantity, and whether it kept its place. */
+export const OrderReplaced = defineMessage({
+  type: 'OrderReplaced',
+  ...order,
+  schema: z.object({
+    orderId: f.id,
+    price: f.positiveDecimal,
+    quantity: f.quantity,
+    priorityKept: z.boolean(),
+  }),
+});
+
 export const OrderSettled = defineMessage({
   type: 'OrderSettled',
   ...order,
@@ -105,5 +117,6 @@ export const TRADING_EVENTS = [
   OrderRejected,
   OrderExecuted,
   OrderCancelled,
+  OrderReplaced,
   OrderSettled,
 ] as const;
