@@ -294,6 +294,62 @@ describe('outbox relay', () => {
     }
   });
 
+  it('publishes a row that took a lower position but committed later on its own commit, not at the next rescan', async () => {
+    const stack = testStack();
+    const logger = createLogger('relay-test', 'silent');
+    // The periodic rescan is pushed out of the test's reach: only the commit's NOTIFY can find the row.
+    const relay = new OutboxRelay({
+      dataSource,
+      kafka: createKafka({ brokers: stack.kafkaBrokers, clientId: 'relay-late', logger }),
+      logger,
+      pollIntervalMs: 60_000,
+      rescanIntervalMs: 600_000,
+      registry: new Registry(),
+    });
+    const row = (seq: number) =>
+      routeMessage(
+        catalog,
+        createEnvelope(
+          Numbered,
+          { seq },
+          {
+            producer: 'trading',
+            aggregateId: `late-${seq}`,
+            aggregateSequence: 1,
+            correlationId: 'late',
+          },
+        ),
+        stack.topicPrefix,
+      );
+    const published = async (seq: number) => {
+      const [r] = await dataSource.query(
+        `SELECT published_at FROM outbox WHERE payload->'data'->>'seq' = $1`,
+        [String(seq)],
+      );
+      return r?.published_at != null;
+    };
+    await waitFor(
+      'the backlog to drain',
+      () => pendingRows(dataSource),
+      (n) => n === 0,
+    ).catch(() => undefined);
+    relay.start();
+    try {
+      // Transaction A takes a position and stays open while B, with a higher position, commits.
+      const runner = dataSource.createQueryRunner();
+      await runner.connect();
+      await runner.startTransaction();
+      await enqueueOutbox(runner.manager, [row(900_001)]);
+      await dataSource.transaction((manager) => enqueueOutbox(manager, [row(900_002)]));
+      await waitFor('the later row', () => published(900_002), Boolean, 20_000);
+      await runner.commitTransaction();
+      await runner.release();
+      await waitFor('the earlier row', () => published(900_001), Boolean, 20_000);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it('wakes the relay when an outbox write commits, not before and not on rollback', async () => {
     const listener = new Client({ connectionString: url });
     await listener.connect();

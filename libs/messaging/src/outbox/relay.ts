@@ -21,10 +21,14 @@ export interface OutboxRelayOptions {
   registry?: Registry;
   /** Called after a batch reached Kafka and before it is marked sent (instrumentation, fault tests). */
   afterSend?: (rows: number) => void | Promise<void>;
+  /** How often a round starts from the lowest unpublished row (the safety net for late commits). */
+  rescanIntervalMs?: number;
 }
 
 interface OutboxRow {
   position: string;
+  /** Already sent (rows after the resume point are read whether sent or not). */
+  published: boolean;
   topic: string;
   message_key: string;
   payload: string;
@@ -42,6 +46,10 @@ const STOP_WAIT_MS = 5_000;
 // rounds resume after the last published position and rescan from the start only this often (to
 // pick up a row whose transaction took a lower position but committed later).
 const RESCAN_EVERY_MS = 1_000;
+// A gap in the positions a round saw is usually a transaction still in flight: rounds keep resuming
+// from before the gap (its commit's NOTIFY then finds the row at once) for this long, after which
+// the gap is taken for a rolled-back position and left to the periodic rescan.
+const GAP_WAIT_MS = 2_000;
 
 export class OutboxRelay {
   private readonly batchSize: number;
@@ -58,6 +66,7 @@ export class OutboxRelay {
   private notified = false;
   private resumeAfter = '0';
   private lastRescan = 0;
+  private gapSince: number | undefined;
   private readonly metrics: ReturnType<typeof relayMetrics>;
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -164,7 +173,15 @@ export class OutboxRelay {
         await client.query(`LISTEN ${CHANNEL}`);
         this.leaderConnection = client;
         this.leader = true;
-        this.resumeAfter = '0';
+        // Start before the oldest unpublished row (or after the newest row); the first round's
+        // rescan covers anything still in flight below it.
+        const { rows: start } = await client.query<{ after: string }>(
+          `SELECT coalesce((SELECT min(position) - 1 FROM outbox WHERE published_at IS NULL),
+                           (SELECT max(position) FROM outbox), 0)::text AS after`,
+        );
+        this.resumeAfter = start[0].after;
+        this.lastRescan = 0;
+        this.gapSince = undefined;
         this.options.logger.info('outbox relay is the leader');
         return;
       }
@@ -197,36 +214,63 @@ export class OutboxRelay {
   }
 
   /**
-   * Publishes until the outbox is caught up; returns how many rows went out. Kafka sends are strictly
-   * sequential (per-key order); marking batch N overlaps sending batch N + 1, and the next batch is
-   * read ahead by position. Rows committed late with a lower position are found on the next round,
-   * which starts again from the lowest unpublished row.
+   * Publishes until the outbox is caught up; returns how many rows went out. A round reads every row
+   * after the resume point, published or not, so a missing position shows for what it is: a
+   * transaction still in flight (or a rolled-back position). Rounds resume from before such a gap, so
+   * its row goes out on its own commit's NOTIFY; a gap older than GAP_WAIT_MS is passed, and the
+   * periodic rescan of unpublished rows below the resume point catches whatever commits later still.
+   * Kafka sends are strictly sequential (per-key order); marking batch N overlaps sending batch N + 1.
    */
   private async publishRound(producer: Producer): Promise<number> {
     if (!this.leader) throw new Error('only the leader publishes');
     this.notified = false;
-    if (Date.now() - this.lastRescan >= RESCAN_EVERY_MS) {
+    let total = 0;
+    if (Date.now() - this.lastRescan >= (this.options.rescanIntervalMs ?? RESCAN_EVERY_MS)) {
       this.lastRescan = Date.now();
-      this.resumeAfter = '0';
+      const below = this.resumeAfter;
+      total += await this.publishFrom(producer, '0', (after) => this.fetchLate(after, below));
     }
+    let contiguous = BigInt(this.resumeAfter);
+    let highest = contiguous;
+    let gap = false;
+    total += await this.publishFrom(
+      producer,
+      this.resumeAfter,
+      (after) => this.fetchAfter(after),
+      (position) => {
+        if (position > highest) highest = position;
+        if (!gap && position === contiguous + 1n) contiguous = position;
+        else gap = true;
+      },
+    );
+    this.advance(contiguous, gap, highest);
+    return total;
+  }
+
+  private async publishFrom(
+    producer: Producer,
+    from: string,
+    fetch: (after: string) => Promise<OutboxRow[]>,
+    seen?: (position: bigint) => void,
+  ): Promise<number> {
     let total = 0;
     let marking: Promise<void> = Promise.resolve();
-    let next: Promise<OutboxRow[]> | undefined = this.fetch(this.resumeAfter);
+    let next: Promise<OutboxRow[]> | undefined = fetch(from);
     try {
       while (next && this.running) {
         const rows: OutboxRow[] = await next;
         if (rows.length === 0) break;
         const started = process.hrtime.bigint();
-        next =
-          rows.length === this.batchSize ? this.fetch(rows[rows.length - 1].position) : undefined;
-        await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(rows) });
-        await this.options.afterSend?.(rows.length);
-        const last = rows[rows.length - 1].position;
-        if (BigInt(last) > BigInt(this.resumeAfter)) this.resumeAfter = last;
+        next = rows.length === this.batchSize ? fetch(rows[rows.length - 1].position) : undefined;
+        if (seen) for (const row of rows) seen(BigInt(row.position));
+        const pending = rows.filter((row) => !row.published);
+        if (pending.length === 0) continue;
+        await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(pending) });
+        await this.options.afterSend?.(pending.length);
         await marking; // at most one batch is sent but not yet marked
-        marking = this.mark(rows);
-        total += rows.length;
-        this.metrics.published.inc(rows.length);
+        marking = this.mark(pending);
+        total += pending.length;
+        this.metrics.published.inc(pending.length);
         this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       }
     } finally {
@@ -236,12 +280,40 @@ export class OutboxRelay {
     return total;
   }
 
-  private fetch(after: string): Promise<OutboxRow[]> {
+  // Where the next round resumes: after the last gap-free position, or past a gap that lasted.
+  private advance(contiguous: bigint, gap: boolean, highest: bigint): void {
+    if (!gap) {
+      this.gapSince = undefined;
+      this.resumeAfter = contiguous.toString();
+      return;
+    }
+    this.gapSince ??= Date.now();
+    if (Date.now() - this.gapSince >= GAP_WAIT_MS) {
+      this.gapSince = undefined;
+      this.resumeAfter = highest.toString();
+    } else {
+      this.resumeAfter = contiguous.toString();
+    }
+  }
+
+  // Every row after a position, published or not (published ones without their payload).
+  private fetchAfter(after: string): Promise<OutboxRow[]> {
     return this.options.dataSource.query(
-      `SELECT position::text, topic, message_key, payload::text AS payload, headers
-         FROM outbox WHERE published_at IS NULL AND outbox.position > $1
+      `SELECT position::text, published_at IS NOT NULL AS published, topic, message_key,
+              CASE WHEN published_at IS NULL THEN payload::text END AS payload, headers
+         FROM outbox WHERE outbox.position > $1
         ORDER BY outbox.position LIMIT $2`, // the table column, not its text cast
       [after, this.batchSize],
+    );
+  }
+
+  // Unpublished rows at or below the resume point: commits that came after their gap was passed.
+  private fetchLate(after: string, below: string): Promise<OutboxRow[]> {
+    return this.options.dataSource.query(
+      `SELECT position::text, false AS published, topic, message_key, payload::text AS payload, headers
+         FROM outbox WHERE published_at IS NULL AND outbox.position > $1 AND outbox.position <= $3
+        ORDER BY outbox.position LIMIT $2`,
+      [after, this.batchSize, below],
     );
   }
 
