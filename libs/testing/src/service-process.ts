@@ -41,6 +41,8 @@ export interface LaunchOptions {
   echo?: NodeJS.WritableStream;
   /** Start it in its own process group so a terminal Ctrl-C reaches only the supervisor. */
   detached?: boolean;
+  /** Extra Node options before the script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export interface ServiceLaunchOptions extends LaunchOptions {
@@ -113,7 +115,8 @@ export function launchNodeScript(
   options: Omit<LaunchOptions, 'port'>,
 ): ScriptProcess {
   const root = repoRoot();
-  const child = spawn(process.execPath, ['-r', '@swc-node/register', file], {
+  const args = [...(options.nodeArgs ?? []), '-r', '@swc-node/register', file];
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, ...options.env, SWC_NODE_PROJECT: join(root, 'tsconfig.json') },
     stdio: ['ignore', 'pipe', 'pipe'],
