@@ -17,6 +17,11 @@ export const tradingConfigSchema = baseConfigSchema.extend({
   TRADING_MARKET_COLLAR_BPS: basisPoints(500),
   /** Fee charged to the buyer on each fill, in basis points of its value (rounded up). */
   TRADING_FEE_BPS: basisPoints(0),
+  /** Daily session close (UTC, HH:MM or HH:MM:SS): DAY orders still resting then expire. */
+  TRADING_SESSION_CLOSE: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'must be HH:MM or HH:MM:SS (UTC)')
+    .optional(),
   TRADING_SELF_TRADE_PREVENTION: z
     .enum(['CANCEL_INCOMING', 'CANCEL_RESTING'])
     .default('CANCEL_INCOMING'),

@@ -499,6 +499,66 @@ describe('order placement across trading, risk and settlement', () => {
   });
 });
 
+describe('the session close', () => {
+  it('expires DAY orders booked before it, once, and leaves GTC orders resting', async () => {
+    const accountId = await openFunded('day', 'grace', { usd: '1000.00' });
+    const day = await place({
+      clientOrderId: 'day',
+      accountId,
+      symbol: 'TSLA',
+      side: 'BUY',
+      type: 'LIMIT',
+      price: '5.00',
+      quantity: '10',
+      timeInForce: 'DAY',
+    });
+    const gtc = await place({
+      clientOrderId: 'gtc',
+      accountId,
+      symbol: 'TSLA',
+      side: 'BUY',
+      type: 'LIMIT',
+      price: '5.01',
+      quantity: '10',
+      timeInForce: 'GTC',
+    });
+    expect([day.body.status, gtc.body.status]).toEqual(['NEW', 'NEW']);
+
+    // Restart trading with a close a few seconds ahead; the books are rebuilt, then the close comes.
+    const close = new Date(Date.now() + 8_000).toISOString().slice(11, 19);
+    await services.trading.process.stop();
+    services.trading = await startPlacementService(
+      'trading',
+      { TRADING_SESSION_CLOSE: close },
+      services.trading,
+    );
+    const status = async (orderId: string) =>
+      (
+        await call<OrderView>(services.trading, 'GET', `/trading/orders/${orderId}`, {
+          as: 'order-service',
+          expect: [200],
+        })
+      ).body.status;
+    await waitFor(
+      'the DAY order to expire',
+      () => status(day.body.orderId),
+      (s) => s === 'CANCELLED',
+      60_000,
+    );
+    expect(await status(gtc.body.orderId)).toBe('NEW');
+    expect((await balances(accountId)).cash[0]).toMatchObject({
+      available: '949.90',
+      frozen: '50.10',
+    });
+    const [expired] = await query<{ payload: { data: { reason: { code: string } } } }>(
+      services.trading.databaseUrl,
+      `SELECT payload FROM outbox WHERE payload->>'type' = 'OrderCancelled' AND payload->'data'->>'orderId' = $1`,
+      [day.body.orderId],
+    );
+    expect(expired.payload.data.reason.code).toBe('EXPIRED');
+  });
+});
+
 describe('a randomized trading session', () => {
   it('keeps cash and shares conserved, nothing negative, every transaction finished (1,000 orders, 50 accounts)', async () => {
     const result = await runTradingSession(services.trading.process, {

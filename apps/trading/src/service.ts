@@ -5,6 +5,7 @@ import { ServiceDefinition } from '@finance/platform';
 import { TccTables1763942400000 } from '@finance/tcc';
 import { TradingConfig, tradingConfigSchema } from './config';
 import { OrderReplace1764288000000 } from './migrations/order-replace';
+import { SessionClose1764374400000 } from './migrations/session-close';
 import { TradingTables1764201600000 } from './migrations/trading-tables';
 import { TradingModule } from './trading.module';
 
@@ -18,6 +19,7 @@ export const tradingService: ServiceDefinition<TradingConfig> = {
     TccTables1763942400000,
     TradingTables1764201600000,
     OrderReplace1764288000000,
+    SessionClose1764374400000,
   ],
   transports: (app) => [app.get(InboxKafkaServer)],
 };

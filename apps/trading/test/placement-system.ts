@@ -34,15 +34,17 @@ export async function startPlacementService(
   const stack = testStack();
   const databaseUrl = reuse?.databaseUrl ?? (await createTestDatabase(`orders_${name}`)).url;
   const port = reuse?.port ?? (await freePort());
-  const fullEnv = reuse?.env ?? {
-    DATABASE_URL: databaseUrl,
-    KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-    KAFKA_TOPIC_PREFIX: stack.topicPrefix,
-    OPA_URL: stack.opaUrl,
-    OPA_TIMEOUT_MS: '5000',
-    LOG_LEVEL: 'warn',
-    ...env,
-  };
+  const fullEnv = reuse
+    ? { ...reuse.env, ...env }
+    : {
+        DATABASE_URL: databaseUrl,
+        KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        KAFKA_TOPIC_PREFIX: stack.topicPrefix,
+        OPA_URL: stack.opaUrl,
+        OPA_TIMEOUT_MS: '5000',
+        LOG_LEVEL: 'warn',
+        ...env,
+      };
   const process = launchService(name, {
     port,
     env: fullEnv,

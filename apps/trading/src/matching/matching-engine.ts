@@ -86,6 +86,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
   private loop: Promise<void> | undefined;
   private wake: () => void = () => undefined;
   private isLeader = false;
+  private closedUpTo: Date | undefined;
   private readonly market = new EventEmitter().setMaxListeners(0);
   // Market events of the batch being processed, published once it commits.
   private pending: MarketEvent[] = [];
@@ -167,6 +168,10 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
         await this.rebuild().catch((e: unknown) => this.logger.error({ err: e }, 'rebuild failed'));
         await new Promise((r) => setTimeout(r, 200));
       }
+      await this.closeSessionIfDue().catch(async (error: unknown) => {
+        this.logger.error({ err: error }, 'session close failed; reloading the books');
+        await this.rebuild().catch((e: unknown) => this.logger.error({ err: e }, 'rebuild failed'));
+      });
       if (handled === 0 && !this.stopped) await this.idle(500);
     }
   }
@@ -338,6 +343,54 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     for (const cancellation of result.cancelled) {
       await this.cancelled(manager, instrument, cancellation, touched);
     }
+  }
+
+  /** The latest configured session close at or before `now`, if a close is configured. */
+  lastClose(now = new Date()): Date | undefined {
+    const close = this.config.TRADING_SESSION_CLOSE;
+    if (!close) return undefined;
+    const [h, m, s = '0'] = close.split(':');
+    const today = new Date(now);
+    today.setUTCHours(Number(h), Number(m), Number(s), 0);
+    return today <= now ? today : new Date(today.getTime() - 24 * 60 * 60 * 1000);
+  }
+
+  // At the session close every DAY order booked before it expires, once per close (restart-safe).
+  private async closeSessionIfDue(): Promise<void> {
+    const closeAt = this.lastClose();
+    if (!closeAt || this.closedUpTo?.getTime() === closeAt.getTime()) return;
+    const touched: string[] = [];
+    this.pending = [];
+    await this.db.transaction(async (manager) => {
+      const claimed: unknown[] = await manager.query(
+        `INSERT INTO session_closes (closed_at, expired) VALUES ($1, 0) ON CONFLICT DO NOTHING RETURNING 1`,
+        [closeAt],
+      );
+      if (claimed.length === 0) return;
+      const due: Array<{ order_id: string; symbol: string }> = await manager.query(
+        `SELECT order_id, symbol FROM orders
+          WHERE time_in_force = 'DAY' AND status IN ('NEW', 'PARTIALLY_FILLED')
+            AND booked_at IS NOT NULL AND booked_at < $1
+          ORDER BY priority`,
+        [closeAt],
+      );
+      for (const order of due) {
+        const removed = this.bookFor(order.symbol).cancel(order.order_id);
+        if (!removed) continue;
+        this.pending.push({ type: 'book', symbol: order.symbol });
+        const instrument = this.instruments.get(order.symbol)!;
+        await this.cancelled(manager, instrument, { ...removed, reason: 'EXPIRED' }, touched);
+      }
+      await manager.query(`UPDATE session_closes SET expired = $2 WHERE closed_at = $1`, [
+        closeAt,
+        due.length,
+      ]);
+      for (const orderId of new Set(touched)) await notifyOrder(manager, orderId);
+      if (due.length > 0) this.logger.info({ closeAt, expired: due.length }, 'session closed');
+    });
+    this.closedUpTo = closeAt;
+    const symbols = new Set(this.pending.map((e) => e.symbol));
+    for (const symbol of symbols) this.market.emit(symbol, { type: 'book', symbol });
   }
 
   private async cancel(manager: EntityManager, command: Command, touched: string[]): Promise<void> {
