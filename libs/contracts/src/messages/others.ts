@@ -23,8 +23,10 @@ export const KillSwitchChanged = defineMessage({
   topic: TOPICS.riskEvents,
   schema: z.object({
     engaged: z.boolean(),
-    scope: z.enum(['ACCOUNT', 'FIRM']),
+    /** FIRM: everything; ACCOUNT: one account; SYMBOL: one instrument for every account. */
+    scope: z.enum(['ACCOUNT', 'FIRM', 'SYMBOL']),
     accountId: f.id.optional(),
+    symbol: f.symbol.optional(),
     reason: z.string().min(1),
     changedBy: f.id,
   }),
@@ -58,6 +60,10 @@ export const AuditCheckpointSigned = defineMessage({
     rootHash: z.string().regex(/^[0-9a-f]{64}$/),
     signature: z.string().min(1),
     keyId: f.id,
+    // Optional so earlier events still decode; with them the event alone carries everything its
+    // Ed25519 signature covers (libs/merkle checkpointBody).
+    timestamp: f.timestamp.optional(),
+    origin: f.id.optional(),
   }),
 });
 
