@@ -1,10 +1,11 @@
 // Order placement end to end: trading, risk and settlement run as processes; orders go through the
 // placement TCC over the real Kafka; balances, reservations and events are checked where they live.
-import { topicName, TOPICS } from '@finance/contracts';
-import { createKafka } from '@finance/messaging';
+import { KillSwitchChanged, topicName, TOPICS } from '@finance/contracts';
+import { createEnvelope, createKafka } from '@finance/messaging';
 import { createLogger } from '@finance/platform';
 import {
   invariantViolations,
+  produceRecords,
   runTradingSession,
   settle,
   testStack,
@@ -496,6 +497,80 @@ describe('order placement across trading, risk and settlement', () => {
       bids: bookAfter.bids.filter((b) => b.price !== '21.00'),
     };
     expect(withoutInterrupted).toEqual(bookBefore);
+  });
+});
+
+describe("risk's kill switch", () => {
+  it('cancels every resting order of the symbol it covers, and only those', async () => {
+    const accountId = await openFunded('killed', 'heidi', { usd: '10000.00' });
+    const covered = await place({
+      clientOrderId: 'sap-like',
+      accountId,
+      symbol: 'TSLA',
+      side: 'BUY',
+      type: 'LIMIT',
+      price: '3.00',
+      quantity: '10',
+    });
+    const other = await place({
+      clientOrderId: 'msft',
+      accountId,
+      symbol: 'MSFT',
+      side: 'BUY',
+      type: 'LIMIT',
+      price: '3.00',
+      quantity: '10',
+    });
+    expect([covered.body.status, other.body.status]).toEqual(['NEW', 'NEW']);
+
+    // What risk publishes when an officer engages the switch for one symbol.
+    const stack = testStack();
+    const kafka = createKafka({
+      brokers: stack.kafkaBrokers,
+      clientId: `e2e-ks-${run}`,
+      logger: createLogger('e2e', 'warn'),
+    });
+    const envelope = createEnvelope(
+      KillSwitchChanged,
+      {
+        engaged: true,
+        scope: 'SYMBOL',
+        symbol: 'TSLA',
+        reason: 'halted in the e2e test',
+        changedBy: 'risk-officer',
+      },
+      { producer: 'risk', aggregateId: 'TSLA', aggregateSequence: 1, correlationId: `ks-${run}` },
+    );
+    await produceRecords(kafka, topicName(TOPICS.riskEvents, stack.topicPrefix), [
+      { key: 'TSLA', value: JSON.stringify(envelope) },
+    ]);
+    const status = async (orderId: string) =>
+      (
+        await call<OrderView>(services.trading, 'GET', `/trading/orders/${orderId}`, {
+          as: 'order-service',
+          expect: [200],
+        })
+      ).body.status;
+    await waitFor(
+      'the covered order to be cancelled',
+      () => status(covered.body.orderId),
+      (s) => s === 'CANCELLED',
+      30_000,
+    );
+    expect(await status(other.body.orderId)).toBe('NEW');
+    const [event] = await query<{
+      payload: { data: { reason: { code: string; message: string } } };
+    }>(
+      services.trading.databaseUrl,
+      `SELECT payload FROM outbox WHERE payload->>'type' = 'OrderCancelled' AND payload->'data'->>'orderId' = $1`,
+      [covered.body.orderId],
+    );
+    expect(event.payload.data.reason.code).toBe('KILL_SWITCH');
+    expect(event.payload.data.reason.message).toContain('halted in the e2e test');
+    await call(services.trading, 'DELETE', `/trading/orders/${other.body.orderId}`, {
+      as: 'order-service',
+      expect: [200],
+    });
   });
 });
 

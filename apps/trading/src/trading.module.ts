@@ -8,6 +8,7 @@ import { Module } from '@nestjs/common';
 import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
 import { DocsController } from './docs/docs.controller';
+import { KillSwitchController } from './kill-switch/kill-switch.controller';
 import { MarketController } from './market/market.controller';
 import { MatchingEngine } from './matching/matching-engine';
 import { OrderFundsBranch } from './orders/order-funds.branch';
@@ -37,7 +38,13 @@ class PlacementParticipantsModule {}
       imports: [PlacementParticipantsModule],
     }),
   ],
-  controllers: [AccountsController, OrdersController, MarketController, DocsController],
+  controllers: [
+    AccountsController,
+    OrdersController,
+    MarketController,
+    DocsController,
+    KillSwitchController,
+  ],
   providers: [AccountsService, OrdersService, MatchingEngine, OrderNotifications],
 })
 export class TradingModule {}

@@ -23,6 +23,7 @@ import type { TradingConfig } from '../config';
 import { releaseExcess, releaseReservation } from '../orders/order-funds.branch';
 import { notifyOrder, publishOrderEvent } from '../orders/order-events';
 import { OrderNotifications } from '../orders/order-notifications';
+import { KILL_SWITCH_REQUESTER } from '../kill-switch/kill-switch.controller';
 
 const LEADER_LOCK = 0x7472_6164; // "trad"
 const BATCH = 100;
@@ -400,12 +401,14 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     const removed = this.bookFor(command.symbol).cancel(command.order_id);
     if (!removed) return;
     this.pending.push({ type: 'book', symbol: command.symbol });
+    const killSwitch = command.requested_by.startsWith(KILL_SWITCH_REQUESTER);
     await this.cancelled(
       manager,
       instrument,
       { ...removed, reason: 'REQUESTED' },
       touched,
       command.requested_by,
+      killSwitch ? 'KILL_SWITCH' : undefined,
     );
   }
 
@@ -590,6 +593,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     cancellation: Cancellation,
     touched: string[],
     by?: string,
+    code?: string,
   ): Promise<void> {
     touched.push(cancellation.orderId);
     const quantity = BigInt(cancellation.quantity) * instrument.lotSize;
@@ -606,7 +610,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
         orderId: cancellation.orderId,
         cancelledQuantity: quantity.toString(),
         reason: {
-          code: cancellation.reason,
+          code: code ?? cancellation.reason,
           message: CANCEL_MESSAGES[cancellation.reason] + (by ? ` by ${by}` : ''),
         },
       },
