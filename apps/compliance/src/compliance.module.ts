@@ -2,6 +2,7 @@
 import { AuthzModule } from '@finance/authz';
 import { MessagingModule } from '@finance/messaging';
 import { Module } from '@nestjs/common';
+import { AuditLogModule } from './audit/audit-log.module';
 
-@Module({ imports: [MessagingModule.forService(), AuthzModule.forService()] })
+@Module({ imports: [MessagingModule.forService(), AuthzModule.forService(), AuditLogModule] })
 export class ComplianceModule {}

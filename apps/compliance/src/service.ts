@@ -1,11 +1,16 @@
-// How the compliance service is assembled: its context module, database migrations and default port.
-import { MessagingTables1763769600000 } from '@finance/messaging';
+// How the compliance service is assembled: its context module, config, database migrations, default
+// port, and the inbox transport on which it consumes every topic for the audit log.
+import { AuditLogTables1764288000000 } from '@finance/audit-log';
+import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
 import { ComplianceModule } from './compliance.module';
+import { ComplianceConfig, complianceConfigSchema } from './config';
 
-export const complianceService: ServiceDefinition = {
+export const complianceService: ServiceDefinition<ComplianceConfig> = {
   name: 'compliance',
   defaultPort: 3004,
+  configSchema: complianceConfigSchema,
   module: ComplianceModule,
-  migrations: [MessagingTables1763769600000],
+  migrations: [MessagingTables1763769600000, AuditLogTables1764288000000],
+  transports: (app) => [app.get(InboxKafkaServer)],
 };

@@ -1,0 +1,35 @@
+// The compliance service's configuration: the platform's variables plus the audit log's signing key
+// and how often it signs a checkpoint.
+import { baseConfigSchema } from '@finance/platform';
+import { z } from 'zod';
+
+export const complianceConfigSchema = baseConfigSchema
+  .extend({
+    /**
+     * PEM file of the Ed25519 private key that signs audit checkpoints (PKCS#8). Required in
+     * production; elsewhere an ephemeral key is generated at start-up and only its public half logged.
+     */
+    AUDIT_SIGNING_KEY_FILE: z.string().min(1).optional(),
+    /** How often a checkpoint is signed when the log has grown. */
+    AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
+    /** Name of the log in every checkpoint, so a signature for one log never passes for another. */
+    AUDIT_LOG_ORIGIN: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]{1,128}$/, 'letters, digits, ".", "_", "-" and "/" (at most 128)')
+      .default('finance-core/compliance/audit-log'),
+  })
+  .superRefine(
+    (config, ctx) => {
+      // An ephemeral key in production would make every checkpoint unverifiable after a restart.
+      if (config.NODE_ENV === 'production' && config.AUDIT_SIGNING_KEY_FILE === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['AUDIT_SIGNING_KEY_FILE'],
+          message: 'in production',
+        });
+      }
+    },
+    { when: () => true },
+  );
+
+export type ComplianceConfig = z.infer<typeof complianceConfigSchema>;
