@@ -103,6 +103,15 @@ async function main(): Promise<void> {
   const opa = await ensureOpaBinary();
   outcomes.push(await single('opa check', opa, ['check', '--strict', POLICY_DIR]));
   outcomes.push(await opaTests(opa));
+  // The manifest tools (kustomize, kubeconform, gator, actionlint, checkov, hadolint, CRD schemas),
+  // fetched into the tools cache before jest's delivery checks use them (minutes once, then cached).
+  outcomes.push(
+    await single('delivery tools', process.execPath, [
+      '-r',
+      '@swc-node/register',
+      join(ROOT, 'tools', 'delivery', 'src', 'toolchain.ts'),
+    ]),
+  );
   outcomes.push(await jest());
 
   process.stdout.write('\nsummary\n');

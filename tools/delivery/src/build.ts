@@ -5,7 +5,7 @@
 // must get from `npm ci --omit=dev`.
 import { transformFile, type Options } from '@swc/core';
 import { builtinModules } from 'node:module';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SERVICE_NAMES, type ServiceName } from '@finance/contracts';
@@ -31,7 +31,9 @@ export interface BuildResult {
 
 // Same decorator semantics as the jest transform and @swc-node/register the services run with today.
 function swcOptions(): Options {
-  const { compilerOptions } = require(join(ROOT, 'tsconfig.base.json')) as {
+  const { compilerOptions } = JSON.parse(
+    readFileSync(join(ROOT, 'tsconfig.base.json'), 'utf8'),
+  ) as {
     compilerOptions: { paths: Record<string, string[]> };
   };
   return {

