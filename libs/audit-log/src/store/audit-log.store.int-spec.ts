@@ -141,6 +141,30 @@ describe('audit log store', () => {
     expect(Number(rows[0].distinct_times)).toBeGreaterThanOrEqual(8);
   });
 
+  it('appends what a transaction queued when it commits, and nothing when it rolls back', async () => {
+    const before = (await store.head()).treeSize;
+    const [a, b, c, d] = [input(2000), input(2001), input(2002), input(2003)];
+    await db.transaction(async (manager) => {
+      store.appendOnCommit(manager, [a, b]);
+      // Another transaction appends and commits meanwhile: the lock is not taken until commit.
+      await store.appendNow([c]);
+      store.appendOnCommit(manager, [a]);
+    });
+    const order = async () =>
+      (await store.entries(before, before + 10)).map((e) => e.record.eventId);
+    expect(await order()).toEqual([c.eventId, a.eventId, b.eventId]);
+
+    await expect(
+      db.transaction(async (manager) => {
+        store.appendOnCommit(manager, [d]);
+        throw new Error('handler failed');
+      }),
+    ).rejects.toThrow('handler failed');
+    await db.transaction(async (manager) => store.appendOnCommit(manager, []));
+    expect(await order()).toHaveLength(3);
+    expect(() => store.appendOnCommit(db.manager, [d])).toThrow(/inside a transaction/);
+  });
+
   it('serves inclusion and consistency proofs from stored subtrees that verify', async () => {
     const more = Array.from({ length: 700 }, (_, i) => input(5000 + i));
     await store.appendNow(more);

@@ -43,6 +43,19 @@ function startsAt(line: Buffer, prefix: Buffer, at: number): boolean {
   );
 }
 
+const HEX = Buffer.from('0123456789abcdef');
+
+// Compares a digest with its lower-case hex spelling inside the line, without allocating.
+function matchesHex(digest: Buffer, line: Buffer, at: number): boolean {
+  for (let i = 0; i < digest.length; i++) {
+    const byte = digest[i];
+    if (line[at + 2 * i] !== HEX[byte >> 4] || line[at + 2 * i + 1] !== HEX[byte & 0x0f]) {
+      return false;
+    }
+  }
+  return true;
+}
+
 export class ExportVerifier {
   private header?: ExportHeader;
   private range = new CompactRange();
@@ -173,7 +186,7 @@ export class ExportVerifier {
     line[prefixAt] = 0x00;
     const leaf = hash('sha256', line.subarray(prefixAt, end - 1), 'buffer');
     line[prefixAt] = saved;
-    if (leaf.toString('hex') !== line.toString('latin1', hashAt, hashAt + 64)) {
+    if (!matchesHex(leaf, line, hashAt)) {
       this.report(index, `entry ${index}: its content does not match its recorded leaf hash`);
     }
     if (this.complete) {
@@ -193,7 +206,10 @@ export class ExportVerifier {
   }
 }
 
-/** Feeds text or byte chunks to a verifier, splitting lines across chunk boundaries. */
+/**
+ * Feeds byte chunks to a verifier, splitting lines across chunk boundaries. Lines are views into
+ * the chunks (which the verifier briefly writes into), so chunks must not be shared.
+ */
 export class LineSplitter {
   private rest: Buffer | null = null;
 
@@ -203,13 +219,13 @@ export class LineSplitter {
     let start = 0;
     for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
       const piece = chunk.subarray(start, nl);
-      // Copy: the verifier writes into the line while hashing, and chunks may be shared.
-      this.onLine(this.rest ? Buffer.concat([this.rest, piece]) : Buffer.from(piece));
+      this.onLine(this.rest ? Buffer.concat([this.rest, piece]) : piece);
       this.rest = null;
       start = nl + 1;
     }
     if (start < chunk.length) {
       const tail = chunk.subarray(start);
+      // Copied: it outlives this chunk.
       this.rest = this.rest ? Buffer.concat([this.rest, tail]) : Buffer.from(tail);
     }
   }
