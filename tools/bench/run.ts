@@ -1,5 +1,6 @@
 // `npm run bench -- <scenario> [--flag value ...]`: runs a benchmark on the real stack and prints
 // its figures with the machine they ran on.
+import { auditBenchmark } from './audit';
 import { eventStoreBenchmark } from './event-store';
 import { matchingBenchmark } from './matching';
 import { ordersBenchmark } from './orders';
@@ -7,6 +8,7 @@ import { machine } from './stats';
 import { tccBenchmark } from './tcc';
 
 const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>> = {
+  audit: auditBenchmark,
   'event-store': eventStoreBenchmark,
   matching: matchingBenchmark,
   orders: ordersBenchmark,
