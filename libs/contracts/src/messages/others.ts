@@ -14,6 +14,8 @@ export const RiskLimitChanged = defineMessage({
     limit: z.string().min(1),
     value: z.union([f.decimal, z.array(z.string())]),
     changedBy: f.id,
+    /** The scope's own value was removed (value is then []): the firm's or the default applies. */
+    unset: z.literal(true).optional(),
   }),
 });
 
@@ -29,6 +31,30 @@ export const KillSwitchChanged = defineMessage({
     symbol: f.symbol.optional(),
     reason: z.string().min(1),
     changedBy: f.id,
+  }),
+});
+
+/**
+ * A circuit breaker or a surveillance rule of risk fired: an account's loss beyond its limit, a
+ * symbol's price out of its band, a burst of rejected orders (each also engages the kill switch of
+ * its scope), or several large trades of one account in a short window (an alert only).
+ */
+export const RiskAlertRaised = defineMessage({
+  type: 'RiskAlertRaised',
+  aggregateType: 'risk-alert',
+  topic: TOPICS.riskEvents,
+  schema: z.object({
+    alertId: f.id,
+    kind: z.enum(['LOSS_LIMIT', 'PRICE_BAND', 'REJECTION_BURST', 'LARGE_TRADES']),
+    severity: z.enum(['HIGH', 'MEDIUM']),
+    scope: z.enum(['ACCOUNT', 'FIRM', 'SYMBOL']),
+    accountId: f.id.optional(),
+    symbol: f.symbol.optional(),
+    message: z.string().min(1),
+    /** Whether this alert engaged the kill switch of its scope. */
+    killSwitchEngaged: z.boolean(),
+    tradeIds: z.array(f.id).optional(),
+    raisedAt: f.timestamp,
   }),
 });
 
@@ -67,6 +93,6 @@ export const AuditCheckpointSigned = defineMessage({
   }),
 });
 
-export const RISK_EVENTS = [RiskLimitChanged, KillSwitchChanged] as const;
+export const RISK_EVENTS = [RiskLimitChanged, KillSwitchChanged, RiskAlertRaised] as const;
 export const SETTLEMENT_EVENTS = [TradeSettled, SettlementFailed] as const;
 export const COMPLIANCE_EVENTS = [AuditCheckpointSigned] as const;

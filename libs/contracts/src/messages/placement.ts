@@ -44,5 +44,17 @@ export const PLACEMENT_REJECT_CODES = [
   'KILL_SWITCH_ACTIVE',
   'CLEARING_QUOTA_EXCEEDED',
   'INVALID_PAYLOAD',
+  // Risk's pre-trade rules (finance.risk): one code per limit.
+  'RESTRICTED_SYMBOL',
+  'DUPLICATE_ORDER',
+  'ORDER_RATE_PER_SECOND',
+  'ORDER_RATE_PER_MINUTE',
+  'ORDER_QUANTITY_LIMIT',
+  'PRICE_COLLAR',
+  'POSITION_LIMIT',
+  /** The risk policy found its input unreadable: refused rather than passed. */
+  'RISK_INPUT_INVALID',
+  /** The risk policy could not be evaluated: refused rather than passed (fail closed). */
+  'RISK_CHECK_UNAVAILABLE',
 ] as const;
 export type PlacementRejectCode = (typeof PLACEMENT_REJECT_CODES)[number];
