@@ -335,6 +335,10 @@ describe('outbox relay', () => {
     ).catch(() => undefined);
     relay.start();
     try {
+      // A first row once the relay leads, so its resume point is set before the race below.
+      await waitFor('leadership', async () => relay.isLeader, Boolean, 20_000);
+      await dataSource.transaction((manager) => enqueueOutbox(manager, [row(900_000)]));
+      await waitFor('the first row', () => published(900_000), Boolean, 20_000);
       // Transaction A takes a position and stays open while B, with a higher position, commits.
       const runner = dataSource.createQueryRunner();
       await runner.connect();
