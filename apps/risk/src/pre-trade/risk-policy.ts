@@ -160,3 +160,6 @@ export class SidecarRiskPolicy implements RiskPolicy {
     return checked(body.result, 'sidecar');
   }
 }
+
+/** Nest token of the RiskPolicy the Try uses (chosen by RISK_POLICY_ENGINE). */
+export const RISK_POLICY = Symbol('RISK_POLICY');

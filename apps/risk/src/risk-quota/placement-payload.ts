@@ -8,7 +8,12 @@ import { BranchRejected } from '@finance/tcc';
 export interface PlacementOrder {
   readonly orderId: string;
   readonly accountId: string;
+  readonly symbol: string;
   readonly side: 'BUY' | 'SELL';
+  readonly orderType: 'LIMIT' | 'MARKET';
+  readonly quantity: bigint;
+  /** The limit price as the order carries it; absent for MARKET. */
+  readonly price?: string;
   readonly notional: Money;
   readonly fees: Money;
 }
@@ -21,12 +26,24 @@ export function parsePlacement(payload: unknown): PlacementOrder {
       .join('; ');
     throw new BranchRejected('INVALID_PAYLOAD', where);
   }
-  const { orderId, accountId, side, notional, fees } = parsed.data;
+  const { orderId, accountId, symbol, side, orderType, quantity, price, notional, fees } =
+    parsed.data;
   const notionalMoney = amount('notional', notional);
   if (notionalMoney.minor <= 0n) throw invalid('notional.amount', 'must be > 0');
   const feesMoney = amount('fees', fees);
   if (feesMoney.minor < 0n) throw invalid('fees.amount', 'must be >= 0');
-  return { orderId, accountId, side, notional: notionalMoney, fees: feesMoney };
+  if (orderType === 'LIMIT' && price === undefined) throw invalid('price', 'a LIMIT order has one');
+  return {
+    orderId,
+    accountId,
+    symbol,
+    side,
+    orderType,
+    quantity: BigInt(quantity),
+    ...(price !== undefined ? { price } : {}),
+    notional: notionalMoney,
+    fees: feesMoney,
+  };
 }
 
 function amount(field: string, value: { amount: string; currency: string }): Money {

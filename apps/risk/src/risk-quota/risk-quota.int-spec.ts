@@ -10,40 +10,53 @@ import {
   TccTry,
 } from '@finance/contracts';
 import { createEnvelope } from '@finance/messaging';
-import { parseMoney } from '@finance/money';
-import { openDatabase } from '@finance/platform';
+import { openDatabase, parseOrProblem } from '@finance/platform';
 import { ParticipantOutcome, TccParticipant } from '@finance/tcc';
 import { createTestDatabase } from '@finance/testing';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { riskService } from '../service';
-import { readAccountLimits, setAccountLimits } from './risk-limits';
+import { limitsBody, setLimits } from '../limits/limits';
+import { engageKillSwitch, releaseKillSwitch } from '../kill-switch/kill-switch';
+import { WasmRiskPolicy } from '../pre-trade/risk-policy';
 import { RiskQuotaBranch } from './risk-quota.branch';
 
 const config = {
   RISK_DEFAULT_MAX_ORDER_VALUE: '1000000',
   RISK_DEFAULT_QUOTA: '5000000',
   KAFKA_TOPIC_PREFIX: '',
+  RISK_REJECTION_BURST_COUNT: 5,
+  RISK_REJECTION_BURST_WINDOW_SECONDS: 10,
 };
 
 type Reply = Envelope<'TccReply', { outcome: string; reason?: { code: string; message: string } }>;
 
 describe('risk-quota branch of order placement', () => {
   let db: DataSource;
-  const participant = new TccParticipant({
-    service: 'risk',
-    resources: { [PLACEMENT_RESOURCES.riskQuota]: new RiskQuotaBranch(config) },
-  });
+  let participant: TccParticipant;
 
   beforeAll(async () => {
     const { url } = await createTestDatabase('risk_quota');
     db = await openDatabase({
       url,
       applicationName: 'risk-quota-test',
-      poolSize: 22,
+      poolSize: 44,
       migrations: riskService.migrations,
     });
+    participant = new TccParticipant({
+      service: 'risk',
+      resources: {
+        [PLACEMENT_RESOURCES.riskQuota]: new RiskQuotaBranch(config, db, new WasmRiskPolicy()),
+      },
+    });
   });
+
+  const setAccountLimits = (accountId: string, body: Record<string, unknown>) =>
+    setLimits(db, config, {
+      scope: { scope: 'ACCOUNT', accountId },
+      changes: parseOrProblem(limitsBody, body, 'body'),
+      changedBy: 'risk-officer',
+    });
   afterAll(() => db?.destroy());
 
   function order(accountId: string, notional: string, extra: Partial<OrderPlacementPayload> = {}) {
@@ -103,9 +116,21 @@ describe('risk-quota branch of order placement', () => {
   const confirm = (gtid: string) => deliver(createEnvelope(TccConfirm, branch(gtid), meta(gtid)));
   const cancel = (gtid: string) => deliver(createEnvelope(TccCancel, branch(gtid), meta(gtid)));
 
+  /** What the account's placements hold in risk (its usage row), in major units. */
   async function used(accountId: string, currency = 'USD'): Promise<string> {
-    const view = await readAccountLimits(db, config, accountId);
-    return view.limits.find((l) => l.currency === currency)?.used ?? 'no usage row';
+    const [row]: Array<{ used: string }> = await db.query(
+      `SELECT (used_minor / 100.0)::numeric(30, 2)::text AS used FROM risk_limits WHERE account_id = $1 AND currency = $2`,
+      [accountId, currency],
+    );
+    return row?.used ?? 'no usage row';
+  }
+
+  async function openOrder(orderId: string) {
+    const rows: Array<{ state: string; open_minor: string }> = await db.query(
+      'SELECT state, open_minor FROM risk_orders WHERE order_id = $1',
+      [orderId],
+    );
+    return rows[0];
   }
 
   async function reservation(gtid: string) {
@@ -126,26 +151,8 @@ describe('risk-quota branch of order placement', () => {
 
     const confirmed = await confirm(gtid);
     expect(confirmed.reply.data).toMatchObject({ phase: 'CONFIRM', outcome: 'SUCCEEDED' });
-    const view = await readAccountLimits(db, config, 'ACC-CONFIRM');
-    expect(view.limits).toEqual([
-      expect.objectContaining({
-        currency: 'USD',
-        maxOrderValue: '1000000.00',
-        quota: '5000000.00',
-        used: '1000.00',
-        available: '4999000.00',
-        source: 'DEFAULT',
-      }),
-    ]);
-    expect(view.reservations).toEqual([
-      expect.objectContaining({
-        gtid,
-        orderId: placed.orderId,
-        amount: '1000.00',
-        currency: 'USD',
-        state: 'CONFIRMED',
-      }),
-    ]);
+    expect(await reservation(gtid)).toEqual([{ state: 'CONFIRMED', amount_minor: '100000' }]);
+    expect(await openOrder(placed.orderId)).toEqual({ state: 'OPEN', open_minor: '100000' });
   });
 
   it('gives the quota back on Cancel, once, leaving other orders reserved', async () => {
@@ -168,20 +175,28 @@ describe('risk-quota branch of order placement', () => {
     expect(await used('ACC-CANCEL')).toBe('250.00');
   });
 
-  it('refuses an order above the max order value, naming the limit, and reserves nothing', async () => {
+  it('refuses an order above the max order value, naming the limit, reserves nothing and records the breach', async () => {
     const gtid = randomUUID();
-    const { outcome, reply } = await tryOrder(gtid, order('ACC-BIG', '1500000.00'));
+    const big = order('ACC-BIG', '1500000.00');
+    const { outcome, reply } = await tryOrder(gtid, big);
     expect(outcome).toBe('rejected');
     expect(reply.data).toMatchObject({
       outcome: 'FAILED',
       reason: {
         code: 'ORDER_VALUE_LIMIT',
-        message:
-          'order value 1500000.00 USD exceeds the max order value 1000000.00 USD of account ACC-BIG',
+        message: 'order value 1500000.00 USD exceeds the max order value 1000000.00 USD firm-wide',
       },
     });
     expect(await reservation(gtid)).toEqual([]);
     expect(await used('ACC-BIG')).toBe('no usage row');
+    expect(await openOrder(big.orderId)).toBeUndefined();
+    const breaches: Array<{ code: string; violations: Array<{ code: string }> }> = await db.query(
+      'SELECT code, violations FROM risk_limit_breaches WHERE gtid = $1',
+      [gtid],
+    );
+    expect(breaches).toEqual([
+      { code: 'ORDER_VALUE_LIMIT', violations: [expect.objectContaining({ scope: 'FIRM' })] },
+    ]);
     // Its Cancel (the coordinator cancels every branch) has nothing to undo.
     expect((await cancel(gtid)).outcome).toBe('nothing-to-cancel');
 
@@ -198,15 +213,7 @@ describe('risk-quota branch of order placement', () => {
   });
 
   it("applies an account's own limits in their currency instead of the defaults", async () => {
-    await setAccountLimits(db, config, {
-      accountId: 'ACC-OWN',
-      limits: {
-        currency: 'EUR',
-        maxOrderValue: parseMoney('EUR', '500'),
-        quota: parseMoney('EUR', '800'),
-      },
-      changedBy: 'risk-officer',
-    });
+    await setAccountLimits('ACC-OWN', { currency: 'EUR', maxOrderValue: '500', quota: '800' });
     const eur = (notional: string) =>
       order('ACC-OWN', notional, { notional: { amount: notional, currency: 'EUR' } });
     const refused = await tryOrder(randomUUID(), eur('500.01'));
@@ -221,15 +228,7 @@ describe('risk-quota branch of order placement', () => {
   });
 
   it('refuses an order the remaining quota cannot hold, naming quota and usage', async () => {
-    await setAccountLimits(db, config, {
-      accountId: 'ACC-QUOTA',
-      limits: {
-        currency: 'USD',
-        maxOrderValue: parseMoney('USD', '1000'),
-        quota: parseMoney('USD', '1000'),
-      },
-      changedBy: 'risk-officer',
-    });
+    await setAccountLimits('ACC-QUOTA', { currency: 'USD', maxOrderValue: '1000', quota: '1000' });
     expect((await tryOrder(randomUUID(), order('ACC-QUOTA', '600'))).reply.data.outcome).toBe(
       'SUCCEEDED',
     );
@@ -240,8 +239,7 @@ describe('risk-quota branch of order placement', () => {
       reason: {
         code: 'RISK_QUOTA_EXCEEDED',
         message:
-          'order value 400.01 USD exceeds what is left of the risk quota 1000.00 USD of account ACC-QUOTA: ' +
-          '600.00 USD used, 400.00 USD left',
+          'order value 400.01 USD on top of an exposure of 600.00 USD exceeds the risk quota 1000.00 USD of account ACC-QUOTA',
       },
     });
     expect(await reservation(gtid)).toEqual([]);
@@ -254,19 +252,9 @@ describe('risk-quota branch of order placement', () => {
   it('lets an officer lower the quota below usage: open orders stay, new ones wait for room', async () => {
     const open = randomUUID();
     await tryOrder(open, order('ACC-LOWER', '900'));
-    await setAccountLimits(db, config, {
-      accountId: 'ACC-LOWER',
-      limits: {
-        currency: 'USD',
-        maxOrderValue: parseMoney('USD', '1000'),
-        quota: parseMoney('USD', '500'),
-      },
-      changedBy: 'risk-officer',
-    });
-    const view = await readAccountLimits(db, config, 'ACC-LOWER');
-    expect(view.limits[0]).toMatchObject({ quota: '500.00', used: '900.00', available: '0.00' });
+    await setAccountLimits('ACC-LOWER', { currency: 'USD', maxOrderValue: '1000', quota: '500' });
     const refused = await tryOrder(randomUUID(), order('ACC-LOWER', '1'));
-    expect(refused.reply.data.reason?.message).toContain('900.00 USD used, 0.00 USD left');
+    expect(refused.reply.data.reason?.message).toContain('on top of an exposure of 900.00 USD');
     await cancel(open);
     expect((await tryOrder(randomUUID(), order('ACC-LOWER', '500'))).reply.data.outcome).toBe(
       'SUCCEEDED',
@@ -336,5 +324,92 @@ describe('risk-quota branch of order placement', () => {
       expect(reply.data.reason?.message).toMatch(message);
     }
     expect(await used('ACC-BAD')).toBe('no usage row');
+  });
+
+  it('counts each reserved order against the throttle at once, and an identical order as a duplicate', async () => {
+    await setAccountLimits('ACC-RATE', { ordersPerSecond: '3', duplicateWindowSeconds: '60' });
+    const results = [];
+    for (let i = 0; i < 4; i++) {
+      results.push(
+        (await tryOrder(randomUUID(), order('ACC-RATE', `${100 + i}`, { quantity: `${10 + i}` })))
+          .reply.data,
+      );
+    }
+    expect(results.map((r) => r.reason?.code ?? r.outcome)).toEqual([
+      'SUCCEEDED',
+      'SUCCEEDED',
+      'SUCCEEDED',
+      'ORDER_RATE_PER_SECOND',
+    ]);
+    await setAccountLimits('ACC-RATE', { ordersPerSecond: null });
+    const again = await tryOrder(randomUUID(), order('ACC-RATE', '100', { quantity: '10' }));
+    expect(again.reply.data.reason).toMatchObject({ code: 'DUPLICATE_ORDER' });
+    expect(again.reply.data.reason?.message).toMatch(
+      /^an identical order \(BUY 10 ACME at 10\.00\) was placed \d+ ms ago, within the duplicate-order window of 60 s of account ACC-RATE$/,
+    );
+  });
+
+  it('counts open orders on the side an order adds to against the max position', async () => {
+    await setAccountLimits('ACC-POS', { maxPosition: '150' });
+    expect(
+      (await tryOrder(randomUUID(), order('ACC-POS', '1000', { quantity: '100' }))).reply.data
+        .outcome,
+    ).toBe('SUCCEEDED');
+    const over = await tryOrder(randomUUID(), order('ACC-POS', '510', { quantity: '51' }));
+    expect(over.reply.data.reason).toMatchObject({
+      code: 'POSITION_LIMIT',
+      message:
+        'buying 51 ACME with a position of 0 and 100 open to buy exceeds the max position 150 of account ACC-POS',
+    });
+    // Selling is the other side: nothing open there.
+    const sell = await tryOrder(
+      randomUUID(),
+      order('ACC-POS', '1500', { quantity: '150', side: 'SELL' }),
+    );
+    expect(sell.reply.data.outcome).toBe('SUCCEEDED');
+  });
+
+  it('refuses every order in the scope of an engaged kill switch until it is released', async () => {
+    await db.transaction((m) =>
+      engageKillSwitch(m, '', {
+        scope: { scope: 'SYMBOL', symbol: 'HALT' },
+        reason: 'news pending',
+        source: 'MANUAL',
+        by: 'risk-officer',
+      }),
+    );
+    const halted = await tryOrder(randomUUID(), order('ACC-KS', '10', { symbol: 'HALT' }));
+    expect(halted.reply.data.reason).toEqual({
+      code: 'KILL_SWITCH_ACTIVE',
+      message: 'the kill switch of symbol HALT is engaged: news pending',
+    });
+    expect((await tryOrder(randomUUID(), order('ACC-KS', '10'))).reply.data.outcome).toBe(
+      'SUCCEEDED',
+    );
+    await db.transaction((m) =>
+      releaseKillSwitch(m, '', { scope: { scope: 'SYMBOL', symbol: 'HALT' }, by: 'risk-officer' }),
+    );
+    expect(
+      (await tryOrder(randomUUID(), order('ACC-KS', '11', { symbol: 'HALT' }))).reply.data.outcome,
+    ).toBe('SUCCEEDED');
+  });
+
+  it('stops an account whose orders are refused in a burst, with an alert', async () => {
+    await setAccountLimits('ACC-BURST', { maxOrderQuantity: '1' });
+    for (let i = 0; i < 5; i++) {
+      const { reply } = await tryOrder(randomUUID(), order('ACC-BURST', `${10 + i}`));
+      expect(reply.data.reason?.code).toBe('ORDER_QUANTITY_LIMIT');
+    }
+    const [ks]: Array<{ source: string; reason: string }> = await db.query(
+      `SELECT source, reason FROM risk_kill_switches WHERE target = 'ACCOUNT:ACC-BURST' AND released_at IS NULL`,
+    );
+    expect(ks).toMatchObject({ source: 'REJECTION_BURST' });
+    expect(ks.reason).toMatch(/^5 orders of account ACC-BURST refused within 10 s \(limit 5\)/);
+    const events: Array<{ type: string }> = await db.query(
+      `SELECT payload->>'type' AS type FROM outbox WHERE message_key = 'ACCOUNT:ACC-BURST' ORDER BY position`,
+    );
+    expect(events.map((e) => e.type)).toEqual(['KillSwitchChanged', 'RiskAlertRaised']);
+    const next = await tryOrder(randomUUID(), order('ACC-BURST', '1', { quantity: '1' }));
+    expect(next.reply.data.reason?.code).toBe('KILL_SWITCH_ACTIVE');
   });
 });
