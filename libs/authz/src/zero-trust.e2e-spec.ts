@@ -30,6 +30,7 @@ import {
   startOpaServer,
   testCertificates,
   testStack,
+  waitFor,
   waitUntilReady,
 } from '@finance/testing';
 import { ACCESS_ROWS, expandRow, parseAccessTable, rowKey, TABLE_CALLERS } from './access-table';
@@ -73,11 +74,11 @@ async function startService(name: ServiceName, env: Record<string, string> = {})
   return { process, databaseUrl: db.url };
 }
 
-async function query<T>(databaseUrl: string, sql: string): Promise<T[]> {
+async function query<T>(databaseUrl: string, sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    return (await client.query(sql)).rows as T[];
+    return (await client.query(sql, params)).rows as T[];
   } finally {
     await client.end();
   }
@@ -288,6 +289,36 @@ describe('who may call what', () => {
       }
       expect(pending).toBe(0);
     }
+
+    // ... and compliance appends every one of them to its audit log, exactly once.
+    const deniedIds = (
+      await Promise.all(
+        SERVICE_NAMES.map((name) =>
+          query<{ id: string }>(
+            services[name].databaseUrl,
+            "SELECT payload->'metadata'->>'eventId' AS id FROM outbox WHERE payload->>'type' = 'AuthorizationDenied'",
+          ),
+        ),
+      )
+    )
+      .flat()
+      .map((row) => row.id);
+    expect(deniedIds.length).toBeGreaterThan(0);
+    const inAuditLog = await waitFor(
+      'every 403 in the audit log',
+      async () =>
+        (
+          await query<{ n: number }>(
+            services.compliance.databaseUrl,
+            `SELECT count(*)::int AS n FROM audit_entries
+              WHERE type = 'AuthorizationDenied' AND event_id = ANY($1::uuid[])`,
+            [deniedIds],
+          )
+        )[0].n,
+      (n) => n >= deniedIds.length,
+      60_000,
+    );
+    expect(inAuditLog).toBe(deniedIds.length);
   });
 
   it('explains a denial in the decision log, without the credentials the client sent', async () => {
