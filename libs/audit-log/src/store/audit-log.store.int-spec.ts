@@ -193,6 +193,16 @@ describe('audit log store', () => {
     expect(audit(await exportText(store, 123, 456, size), checkpoint).ok).toBe(true);
   });
 
+  it('tells whether the log grew by more than the given types since a size', async () => {
+    const { treeSize } = await store.head();
+    expect(await store.grewSince(treeSize, [])).toBe(false);
+    await store.appendNow([input(3000, { type: 'AuditCheckpointSigned' })]);
+    expect(await store.grewSince(treeSize, ['AuditCheckpointSigned'])).toBe(false);
+    expect(await store.grewSince(treeSize, [])).toBe(true);
+    await store.appendNow([input(3001)]);
+    expect(await store.grewSince(treeSize, ['AuditCheckpointSigned'])).toBe(true);
+  });
+
   it('creates month partitions ahead, named by month', async () => {
     expect(await store.ensurePartitions(new Date('2031-12-15T00:00:00Z'), 1)).toEqual([
       'audit_entries_y2031m12',
