@@ -278,7 +278,6 @@ export async function auditBenchmark(flags: Record<string, string>): Promise<voi
         summarize(verified.entries, verified.seconds),
       );
       results.verifySeconds = verified.seconds;
-      await rm(dir, { recursive: true, force: true });
 
       // Inclusion proofs against the checkpoint: generated from the stored subtrees, then verified.
       const generation: number[] = [];
@@ -323,6 +322,8 @@ export async function auditBenchmark(flags: Record<string, string>): Promise<voi
       );
     } finally {
       await dataSource.destroy();
+      // Exports of a million entries are near a GiB each.
+      await rm(dir, { recursive: true, force: true });
     }
   });
 }
