@@ -1,9 +1,14 @@
-// The risk bounded context: limits, pre-trade checks, positions and the kill switch.
+// The risk bounded context: limits, pre-trade checks, positions and P&L, the kill switch with its
+// breakers, and reports.
 import { AuthzModule } from '@finance/authz';
 import { PLACEMENT_RESOURCES } from '@finance/contracts';
 import { MessagingModule } from '@finance/messaging';
 import { TccParticipantModule } from '@finance/tcc';
 import { Module } from '@nestjs/common';
+import { KillSwitchController } from './kill-switch/kill-switch.controller';
+import { PositionsController } from './positions/positions.controller';
+import { TradingEventsController } from './positions/trading-events.controller';
+import { ReportsController } from './reports/reports.controller';
 import { RiskQuotaBranch } from './risk-quota/risk-quota.branch';
 import { RiskQuotaModule } from './risk-quota/risk-quota.module';
 
@@ -17,6 +22,12 @@ import { RiskQuotaModule } from './risk-quota/risk-quota.module';
       resources: { [PLACEMENT_RESOURCES.riskQuota]: RiskQuotaBranch },
       imports: [RiskQuotaModule],
     }),
+  ],
+  controllers: [
+    TradingEventsController,
+    PositionsController,
+    KillSwitchController,
+    ReportsController,
   ],
 })
 export class RiskModule {}

@@ -139,7 +139,12 @@ describe('risk limits API', () => {
     });
     expect(put.statusCode).toBe(200);
     const events = await limitEvents('ACC-1');
-    expect(events.map((e) => [e.data.limit, e.data.value, e.sequence])).toEqual([
+    expect(
+      events.map((e) => {
+        const data = e.data as { limit: string; value: unknown };
+        return [data.limit, data.value, e.sequence];
+      }),
+    ).toEqual([
       ['max-order-value:USD', '250000.00', 1],
       ['risk-quota:USD', '750000.50', 2],
       ['max-order-quantity', '100', 3],
