@@ -4,6 +4,7 @@ import { auditBenchmark } from './audit';
 import { eventStoreBenchmark } from './event-store';
 import { matchingBenchmark } from './matching';
 import { ordersBenchmark } from './orders';
+import { riskBenchmark } from './risk';
 import { machine } from './stats';
 import { tccBenchmark } from './tcc';
 
@@ -12,6 +13,7 @@ const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>
   'event-store': eventStoreBenchmark,
   matching: matchingBenchmark,
   orders: ordersBenchmark,
+  risk: riskBenchmark,
   tcc: tccBenchmark,
 };
 
