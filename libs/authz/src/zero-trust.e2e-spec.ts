@@ -248,7 +248,7 @@ describe('who may call what', () => {
     for (const { call, allowed, response } of outcomes) {
       // Allowed requests reach the handler, which may still refuse the example's empty body (400)
       // or unknown id (404); a route not built yet answers 404, but only after authorization.
-      const ok = allowed ? [200, 400, 404].includes(response.status) : response.status === 403;
+      const ok = allowed ? [200, 201, 400, 404].includes(response.status) : response.status === 403;
       if (!ok) {
         mismatches.push(
           `${call.caller.column} ${call.method} ${call.path} on ${call.service}: ${response.status}`,

@@ -15,6 +15,7 @@ export const PRINCIPALS = [
   'order-service',
   'auditor',
   'risk-officer',
+  'compliance-officer',
 ] as const;
 export type Principal = (typeof PRINCIPALS)[number];
 

@@ -16,6 +16,7 @@ principals := {
 	"order-service",
 	"auditor",
 	"risk-officer",
+	"compliance-officer",
 }
 
 # First path segment -> the workload that serves it (used to check the destination).
@@ -256,11 +257,30 @@ allowed_by contains "risk-officer:admin" if {
 	destination_matches
 }
 
-# Auditors read compliance reports, and nothing else of any service.
+# Auditors read compliance reports, the audit log and its proofs, and nothing else of any service.
 allowed_by contains "auditor:read-reports" if {
 	caller == "auditor"
 	method == "GET"
-	has_prefix(segments, ["compliance", "reports"])
+	some area in {"reports", "audit"}
+	has_prefix(segments, ["compliance", area])
+	destination_matches
+}
+
+# The compliance officer runs compliance: reads everything it serves, reviews alerts, asks for a
+# checkpoint, places and lifts legal holds, and runs retention.
+allowed_by contains "compliance-officer:read-compliance" if {
+	caller == "compliance-officer"
+	method == "GET"
+	has_prefix(segments, ["compliance"])
+	not segments[1] == "admin" # operator APIs stay the risk officer's, as on every service
+	destination_matches
+}
+
+allowed_by contains "compliance-officer:act" if {
+	caller == "compliance-officer"
+	method in {"POST", "DELETE"}
+	some area in {"alerts", "legal-holds", "audit", "retention"}
+	has_prefix(segments, ["compliance", area])
 	destination_matches
 }
 

@@ -135,6 +135,30 @@ test_risk_officer_operates_admin_apis_of_every_service if {
 	denied("auditor", "compliance-service", "GET", "/compliance/admin/sagas")
 }
 
+test_auditor_reads_the_audit_log_and_its_proofs if {
+	allowed("auditor", "compliance-service", "GET", "/compliance/audit/checkpoints/latest")
+	allowed("auditor", "compliance-service", "GET", "/compliance/audit/proof/inclusion?entry=1&checkpoint=2")
+	reason_of("auditor", "compliance-service", "GET", "/compliance/audit/entries") == "allowed by auditor:read-reports"
+	denied("auditor", "compliance-service", "POST", "/compliance/audit/checkpoints")
+	denied("auditor", "compliance-service", "GET", "/compliance/auditing")
+}
+
+test_compliance_officer_runs_compliance if {
+	allowed("compliance-officer", "compliance-service", "GET", "/compliance/alerts?state=OPEN")
+	reason_of("compliance-officer", "compliance-service", "GET", "/compliance/legal-holds") == "allowed by compliance-officer:read-compliance"
+	allowed("compliance-officer", "compliance-service", "POST", "/compliance/alerts/al-1/review")
+	allowed("compliance-officer", "compliance-service", "POST", "/compliance/legal-holds")
+	allowed("compliance-officer", "compliance-service", "DELETE", "/compliance/legal-holds/hold-1")
+	allowed("compliance-officer", "compliance-service", "POST", "/compliance/audit/checkpoints")
+	allowed("compliance-officer", "compliance-service", "POST", "/compliance/retention/run")
+	reason_of("compliance-officer", "compliance-service", "POST", "/compliance/alerts/al-1/close") == "allowed by compliance-officer:act"
+	denied("compliance-officer", "compliance-service", "POST", "/compliance/reports/blotter")
+	denied("compliance-officer", "compliance-service", "GET", "/compliance/admin/tcc/transactions")
+	denied("compliance-officer", "compliance-service", "PUT", "/compliance/alerts/al-1")
+	denied("compliance-officer", "trading-service", "GET", "/trading/orders")
+	denied("compliance-officer", "risk-service", "POST", "/compliance/alerts/al-1/review")
+}
+
 test_auditor_reads_compliance_reports_only if {
 	allowed("auditor", "compliance-service", "GET", "/compliance/reports")
 	allowed("auditor", "compliance-service", "GET", "/compliance/reports/daily")

@@ -11,7 +11,7 @@ export interface TestStack {
   opaUrl: string;
   /** Prefix of every topic this run creates. */
   topicPrefix: string;
-  /** This run's dev CA and certificates (the seven identities, the health probe and prometheus). */
+  /** This run's dev CA and certificates (the system's identities, the health probe and prometheus). */
   certDir: string;
 }
 

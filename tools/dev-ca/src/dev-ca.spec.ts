@@ -21,6 +21,7 @@ describe('dev certificate authority', () => {
     expect(Object.keys(certs.identities).sort()).toEqual(
       [
         'auditor',
+        'compliance-officer',
         'compliance-service',
         'health-probe',
         'order-service',

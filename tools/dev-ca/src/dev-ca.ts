@@ -31,7 +31,7 @@ export function financeSpiffeId(account: string): string {
   return `spiffe://${TRUST_DOMAIN}/ns/${NAMESPACE}/sa/${account}`;
 }
 
-/** The seven identities of the system plus the local health probe. */
+/** The identities of the system (services, gateway and officers) plus the local health probe. */
 export const DEV_IDENTITIES: readonly DevIdentity[] = [
   ...PRINCIPALS.map((name) => ({ name, spiffeId: financeSpiffeId(name) })),
   { name: HEALTH_PROBE, spiffeId: financeSpiffeId(HEALTH_PROBE) },
