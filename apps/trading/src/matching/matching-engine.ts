@@ -492,69 +492,61 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
     const fee = (cost * BigInt(this.config.TRADING_FEE_BPS) + 9_999n) / 10_000n;
     const tradeId = uuidv7();
     const executedAt = new Date();
-    const [accounts]: Array<{ buyer: string; seller: string }> = await manager.query(
-      `SELECT (SELECT account_id FROM orders WHERE order_id = $1) AS buyer,
-              (SELECT account_id FROM orders WHERE order_id = $2) AS seller`,
-      [buyOrder, sellOrder],
-    );
-    await manager.query(
-      `INSERT INTO trades (trade_id, symbol, currency, price_minor, quantity, buy_order_id, sell_order_id,
-                           buy_account_id, sell_account_id, buyer_fee_minor, executed_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [
-        tradeId,
-        instrument.symbol,
-        instrument.currency,
-        price.toString(),
-        quantity.toString(),
-        buyOrder,
-        sellOrder,
-        accounts.buyer,
-        accounts.seller,
-        fee.toString(),
-        executedAt,
-      ],
-    );
-    // Orders: filled quantity and status; a completed order gives back what it still has frozen.
-    const completed: Array<{ order_id: string }> = await manager.query(
-      `WITH f AS (
-         UPDATE orders SET filled_quantity = filled_quantity + $3,
-                status = CASE WHEN filled_quantity + $3 = quantity THEN 'FILLED' ELSE 'PARTIALLY_FILLED' END
-          WHERE order_id IN ($1, $2) RETURNING order_id, status)
-       SELECT order_id FROM f WHERE status = 'FILLED'`,
-      [buyOrder, sellOrder, quantity.toString()],
-    );
-    // Buyer: cash (cost + fee) frozen -> pending out, shares pending in.
-    const buyerOut = (cost + fee).toString();
-    await manager.query(
-      `UPDATE cash_balances SET frozen = frozen - $3, pending_out = pending_out + $3
-        WHERE account_id = $1 AND currency = $2`,
-      [accounts.buyer, instrument.currency, buyerOut],
-    );
-    await manager.query(
-      `UPDATE order_reservations SET remaining = remaining - $2, updated_at = now() WHERE order_id = $1`,
-      [buyOrder, buyerOut],
-    );
-    await manager.query(
-      `INSERT INTO holdings (account_id, symbol, pending_in) VALUES ($1, $2, $3)
-       ON CONFLICT (account_id, symbol) DO UPDATE SET pending_in = holdings.pending_in + EXCLUDED.pending_in`,
-      [accounts.buyer, instrument.symbol, quantity.toString()],
-    );
-    // Seller: shares frozen -> pending out, cash pending in.
-    await manager.query(
-      `UPDATE holdings SET frozen = frozen - $3, pending_out = pending_out + $3
-        WHERE account_id = $1 AND symbol = $2`,
-      [accounts.seller, instrument.symbol, quantity.toString()],
-    );
-    await manager.query(
-      `UPDATE order_reservations SET remaining = remaining - $2, updated_at = now() WHERE order_id = $1`,
-      [sellOrder, quantity.toString()],
-    );
-    await manager.query(
-      `INSERT INTO cash_balances (account_id, currency, pending_in) VALUES ($1, $2, $3)
-       ON CONFLICT (account_id, currency) DO UPDATE SET pending_in = cash_balances.pending_in + EXCLUDED.pending_in`,
-      [accounts.seller, instrument.currency, cost.toString()],
-    );
+    // One statement for the fill (the statement count, not its work, is what costs): the trade, both
+    // orders' fills, and the balance moves. Buyer: cash (cost + fee) frozen -> pending out, shares
+    // pending in. Seller: shares frozen -> pending out, cash pending in. Buyer and seller are never
+    // the same account (self-trade prevention), so no row is changed twice.
+    const buyerOut = cost + fee;
+    const [row]: Array<{ buyer: string; seller: string; completed: string[] | null }> =
+      await manager.query(
+        `WITH acc AS (
+           SELECT (SELECT account_id FROM orders WHERE order_id = $1) AS buyer,
+                  (SELECT account_id FROM orders WHERE order_id = $2) AS seller),
+         t AS (
+           INSERT INTO trades (trade_id, symbol, currency, price_minor, quantity, buy_order_id,
+                               sell_order_id, buy_account_id, sell_account_id, buyer_fee_minor, executed_at)
+           SELECT $3::text, $4::text, $5::char(3), $6::bigint, $7::bigint, $1::text, $2::text,
+                  acc.buyer, acc.seller, $8::bigint, $9::timestamptz FROM acc),
+         f AS (
+           UPDATE orders SET filled_quantity = filled_quantity + $7::bigint,
+                  status = CASE WHEN filled_quantity + $7::bigint = quantity THEN 'FILLED' ELSE 'PARTIALLY_FILLED' END
+            WHERE order_id IN ($1, $2) RETURNING order_id, status),
+         r AS (
+           UPDATE order_reservations
+              SET remaining = remaining - CASE WHEN order_id = $1 THEN $10::bigint ELSE $7::bigint END,
+                  updated_at = now()
+            WHERE order_id IN ($1, $2)),
+         bc AS (
+           UPDATE cash_balances c SET frozen = c.frozen - $10::bigint, pending_out = c.pending_out + $10::bigint
+             FROM acc WHERE c.account_id = acc.buyer AND c.currency = $5::char(3)),
+         bh AS (
+           INSERT INTO holdings (account_id, symbol, pending_in) SELECT acc.buyer, $4::text, $7::bigint FROM acc
+           ON CONFLICT (account_id, symbol) DO UPDATE SET pending_in = holdings.pending_in + EXCLUDED.pending_in),
+         sh AS (
+           UPDATE holdings h SET frozen = h.frozen - $7::bigint, pending_out = h.pending_out + $7::bigint
+             FROM acc WHERE h.account_id = acc.seller AND h.symbol = $4::text),
+         sc AS (
+           INSERT INTO cash_balances (account_id, currency, pending_in) SELECT acc.seller, $5::char(3), $11::bigint FROM acc
+           ON CONFLICT (account_id, currency) DO UPDATE SET pending_in = cash_balances.pending_in + EXCLUDED.pending_in)
+         SELECT acc.buyer, acc.seller,
+                (SELECT array_agg(order_id ORDER BY order_id) FROM f WHERE status = 'FILLED') AS completed
+           FROM acc`,
+        [
+          buyOrder,
+          sellOrder,
+          tradeId,
+          instrument.symbol,
+          instrument.currency,
+          price.toString(),
+          quantity.toString(),
+          fee.toString(),
+          executedAt,
+          buyerOut.toString(),
+          cost.toString(),
+        ],
+      );
+    const accounts = { buyer: row.buyer, seller: row.seller };
+    const completed = (row.completed ?? []).map((order_id) => ({ order_id }));
     for (const { order_id } of completed) await releaseReservation(manager, order_id);
 
     const data = {
