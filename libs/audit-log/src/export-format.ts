@@ -17,6 +17,20 @@ export interface ExportHeader {
   readonly left: readonly string[];
   /** Hashes of the complete subtrees covering [to, treeSize), left to right. */
   readonly right: readonly string[];
+  /**
+   * Ranges within [from, to) whose entries retention has archived and dropped (left out when there
+   * are none, so such exports read as before). Each stands in the tree by the hashes of the complete
+   * subtrees covering it (`decomposeRange`); its entries are checked against the archive's file.
+   */
+  readonly archived?: readonly ArchivedRange[];
+}
+
+export interface ArchivedRange {
+  readonly from: number;
+  readonly to: number;
+  readonly hashes: readonly string[];
+  /** Where the archive lies (the archive target's key), for the auditor to fetch it. */
+  readonly location: string;
 }
 
 const hashHex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -31,8 +45,25 @@ export const exportHeaderSchema = z
     treeSize: size,
     left: z.array(hashHex),
     right: z.array(hashHex),
+    archived: z
+      .array(
+        z.strictObject({
+          from: size,
+          to: size,
+          hashes: z.array(hashHex),
+          location: z.string().min(1),
+        }),
+      )
+      .optional(),
   })
-  .refine((h) => h.from <= h.to && h.to <= h.treeSize, 'needs from <= to <= treeSize');
+  .refine((h) => h.from <= h.to && h.to <= h.treeSize, 'needs from <= to <= treeSize')
+  .refine(
+    (h) =>
+      (h.archived ?? []).every(
+        (a, i, all) => h.from <= a.from && a.from < a.to && a.to <= h.to && (i === 0 || all[i - 1].to <= a.from),
+      ),
+    { path: ['archived'], message: 'needs ordered, disjoint ranges within [from, to)' },
+  );
 
 export function headerLine(header: ExportHeader): string {
   return JSON.stringify(header);

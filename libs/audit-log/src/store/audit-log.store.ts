@@ -23,7 +23,7 @@ import type {
   TransactionCommitEvent,
   TransactionRollbackEvent,
 } from 'typeorm';
-import { entryLine, EXPORT_FORMAT, ExportHeader, headerLine } from '../export-format';
+import { ArchivedRange, entryLine, EXPORT_FORMAT, ExportHeader, headerLine } from '../export-format';
 import { AuditInput, AuditRecord, PreparedInput, prepareInput, recordLeafText } from '../record';
 import { STORED_LEVEL_STEP } from './audit-log.migration';
 
@@ -242,7 +242,14 @@ export class AuditLogStore {
   // Months whose partition is known to exist (committed), so appends skip the check.
   private readonly partitions = new Set<string>();
 
-  constructor(private readonly dataSource: DataSource) {}
+  /**
+   * `clock`, when given, stamps appended_at instead of the database's clock: tests of retention
+   * write months in the past with it. Stamps must not go backwards, or months would interleave.
+   */
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly options: { readonly clock?: () => Date } = {},
+  ) {}
 
   /**
    * Appends in the caller's transaction, after any entry it already holds. Events already in the
@@ -304,7 +311,8 @@ export class AuditLogStore {
     const taken = new Set(present.map((row) => row.event_id));
 
     const range = new CompactRange(size, head.frontier);
-    const appendedAt = head.now;
+    const clock = this.options.clock;
+    const appendedAt = clock ? clock().toISOString().replace(/Z$/, '000Z') : head.now;
     const rows = {
       index: [] as number[],
       source: [] as string[],
@@ -452,6 +460,7 @@ export class AuditLogStore {
     const subtrees = this.subtrees();
     const left = await subtrees.nodes(decomposeRange(0, from));
     const right = await subtrees.nodes(decomposeRange(to, treeSize));
+    const archived = await this.archivedRanges(from, to);
     const header: ExportHeader = {
       format: EXPORT_FORMAT,
       origin,
@@ -460,6 +469,7 @@ export class AuditLogStore {
       treeSize,
       left: left.map(toHex),
       right: right.map(toHex),
+      ...(archived.length > 0 ? { archived } : {}),
     };
     yield `${headerLine(header)}\n`;
     const pageSize = options.pageSize ?? 2_000;
@@ -478,6 +488,30 @@ export class AuditLogStore {
       yield page;
       next = Number(rows[rows.length - 1].leaf_index) + 1;
     }
+  }
+
+  /** Ranges of [from, to) that retention archived and dropped, clipped, with their subtree hashes. */
+  async archivedRanges(from: number, to: number): Promise<ArchivedRange[]> {
+    const rows: Array<{ first: string; last: string; location: string }> = await this.dataSource.query(
+      `SELECT first_leaf::text AS first, last_leaf::text AS last, location FROM audit_archives
+        WHERE first_leaf IS NOT NULL AND first_leaf < $2 AND last_leaf >= $1
+          AND to_regclass(partition_name) IS NULL
+        ORDER BY first_leaf`,
+      [from, to],
+    ).catch((error: { code?: string }) => {
+      // Before the retention migration there is nothing archived.
+      if (error.code === '42P01') return [];
+      throw error;
+    });
+    const subtrees = this.subtrees();
+    const ranges: ArchivedRange[] = [];
+    for (const row of rows) {
+      const a = Math.max(from, Number(row.first));
+      const b = Math.min(to, Number(row.last) + 1);
+      const hashes = await subtrees.nodes(decomposeRange(a, b));
+      ranges.push({ from: a, to: b, hashes: hashes.map(toHex), location: row.location });
+    }
+    return ranges;
   }
 
   /** Whether entries of other types than these were appended at or after `size`. */
