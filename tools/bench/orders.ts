@@ -54,6 +54,8 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
               DATABASE_POOL_SIZE: flags.pool ?? '20',
               TRADING_RESPONSE_TIMEOUT_MS: '30000',
               TRADING_PLACEMENT_TIMEOUT_MS: '30000',
+              // The random walk around 100.00 would trip risk's 5% price band and halt the symbols.
+              RISK_PRICE_BAND_PERCENT: '0',
             },
             certificates,
             // --profile <dir>: a V8 CPU profile per service, written when it stops.
