@@ -1,6 +1,6 @@
 // How the compliance service is assembled: its context module, config, database migrations, default
 // port, and the inbox transport on which it consumes every topic for the audit log.
-import { AuditLogTables1764288000000 } from '@finance/audit-log';
+import { AuditLogTables1764288000000, AuditRetentionTables1764892800000 } from '@finance/audit-log';
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
 import { ComplianceModule } from './compliance.module';
@@ -11,6 +11,10 @@ export const complianceService: ServiceDefinition<ComplianceConfig> = {
   defaultPort: 3004,
   configSchema: complianceConfigSchema,
   module: ComplianceModule,
-  migrations: [MessagingTables1763769600000, AuditLogTables1764288000000],
+  migrations: [
+    MessagingTables1763769600000,
+    AuditLogTables1764288000000,
+    AuditRetentionTables1764892800000,
+  ],
   transports: (app) => [app.get(InboxKafkaServer)],
 };
