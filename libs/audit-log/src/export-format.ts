@@ -60,7 +60,8 @@ export const exportHeaderSchema = z
   .refine(
     (h) =>
       (h.archived ?? []).every(
-        (a, i, all) => h.from <= a.from && a.from < a.to && a.to <= h.to && (i === 0 || all[i - 1].to <= a.from),
+        (a, i, all) =>
+          h.from <= a.from && a.from < a.to && a.to <= h.to && (i === 0 || all[i - 1].to <= a.from),
       ),
     { path: ['archived'], message: 'needs ordered, disjoint ranges within [from, to)' },
   );

@@ -34,7 +34,9 @@ export class FilesystemArchiveTarget implements ArchiveTarget {
       await link(temp, path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new ArchiveObjectExistsError(`archive object ${key} exists; archives are never overwritten`);
+        throw new ArchiveObjectExistsError(
+          `archive object ${key} exists; archives are never overwritten`,
+        );
       }
       throw error;
     } finally {

@@ -73,11 +73,18 @@ export function checkArchive(read: {
   try {
     checkpoint = checkpointDocumentSchema.parse(JSON.parse(read.checkpoint.toString('utf8')));
   } catch (error) {
-    problems.push(`${ARCHIVE_FILES.checkpoint}: unreadable (${(error as Error).message.split('\n')[0]})`);
+    problems.push(
+      `${ARCHIVE_FILES.checkpoint}: unreadable (${(error as Error).message.split('\n')[0]})`,
+    );
     return { ok: false, problems };
   }
-  if (checkpoint.treeSize !== expected.checkpoint.treeSize || checkpoint.rootHash !== expected.checkpoint.rootHash) {
-    problems.push(`${ARCHIVE_FILES.checkpoint}: not the checkpoint of size ${expected.checkpoint.treeSize}`);
+  if (
+    checkpoint.treeSize !== expected.checkpoint.treeSize ||
+    checkpoint.rootHash !== expected.checkpoint.rootHash
+  ) {
+    problems.push(
+      `${ARCHIVE_FILES.checkpoint}: not the checkpoint of size ${expected.checkpoint.treeSize}`,
+    );
   }
   const request = { checkpoint, publicKey: read.publicKey };
   let exported;
@@ -89,10 +96,14 @@ export function checkArchive(read: {
   }
   const { header } = exported;
   if (header.from !== expected.from || header.to !== expected.to) {
-    problems.push(`${ARCHIVE_FILES.entries}: holds [${header.from}, ${header.to}), not [${expected.from}, ${expected.to})`);
+    problems.push(
+      `${ARCHIVE_FILES.entries}: holds [${header.from}, ${header.to}), not [${expected.from}, ${expected.to})`,
+    );
   }
   if (exported.archived.length > 0 || exported.entries !== expected.to - expected.from) {
-    problems.push(`${ARCHIVE_FILES.entries}: ${exported.entries} entries, expected ${expected.to - expected.from}`);
+    problems.push(
+      `${ARCHIVE_FILES.entries}: ${exported.entries} entries, expected ${expected.to - expected.from}`,
+    );
   }
   const report = verifyAudit({ ...request, export: exported });
   for (const check of report.checks) if (!check.ok) problems.push(check.message);

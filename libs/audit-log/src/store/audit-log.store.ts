@@ -23,7 +23,13 @@ import type {
   TransactionCommitEvent,
   TransactionRollbackEvent,
 } from 'typeorm';
-import { ArchivedRange, entryLine, EXPORT_FORMAT, ExportHeader, headerLine } from '../export-format';
+import {
+  ArchivedRange,
+  entryLine,
+  EXPORT_FORMAT,
+  ExportHeader,
+  headerLine,
+} from '../export-format';
 import { AuditInput, AuditRecord, PreparedInput, prepareInput, recordLeafText } from '../record';
 import { STORED_LEVEL_STEP } from './audit-log.migration';
 
@@ -492,17 +498,19 @@ export class AuditLogStore {
 
   /** Ranges of [from, to) that retention archived and dropped, clipped, with their subtree hashes. */
   async archivedRanges(from: number, to: number): Promise<ArchivedRange[]> {
-    const rows: Array<{ first: string; last: string; location: string }> = await this.dataSource.query(
-      `SELECT first_leaf::text AS first, last_leaf::text AS last, location FROM audit_archives
+    const rows: Array<{ first: string; last: string; location: string }> = await this.dataSource
+      .query(
+        `SELECT first_leaf::text AS first, last_leaf::text AS last, location FROM audit_archives
         WHERE first_leaf IS NOT NULL AND first_leaf < $2 AND last_leaf >= $1
           AND to_regclass(partition_name) IS NULL
         ORDER BY first_leaf`,
-      [from, to],
-    ).catch((error: { code?: string }) => {
-      // Before the retention migration there is nothing archived.
-      if (error.code === '42P01') return [];
-      throw error;
-    });
+        [from, to],
+      )
+      .catch((error: { code?: string }) => {
+        // Before the retention migration there is nothing archived.
+        if (error.code === '42P01') return [];
+        throw error;
+      });
     const subtrees = this.subtrees();
     const ranges: ArchivedRange[] = [];
     for (const row of rows) {

@@ -123,12 +123,17 @@ export class ExportVerifier {
       if (range.from !== this.expected || range.to > upTo) continue;
       const ids = decomposeRange(range.from, range.to);
       if (ids.length !== range.hashes.length) {
-        this.report(range.from, `archived range [${range.from}, ${range.to}) has ${range.hashes.length} hashes, needs ${ids.length}`);
+        this.report(
+          range.from,
+          `archived range [${range.from}, ${range.to}) has ${range.hashes.length} hashes, needs ${ids.length}`,
+        );
         this.complete = false;
         return;
       }
-      if (this.complete) range.hashes.forEach((hex, i) => this.range.appendNode(ids[i].level, parseHash(hex)));
-      if (this.complete && this.wantedRoots.has(range.to)) this.rootsAt.set(range.to, this.range.root());
+      if (this.complete)
+        range.hashes.forEach((hex, i) => this.range.appendNode(ids[i].level, parseHash(hex)));
+      if (this.complete && this.wantedRoots.has(range.to))
+        this.rootsAt.set(range.to, this.range.root());
       this.archived.push(range);
       this.expected = range.to;
     }
