@@ -17,17 +17,32 @@ export const complianceConfigSchema = baseConfigSchema
       .string()
       .regex(/^[A-Za-z0-9._/-]{1,128}$/, 'letters, digits, ".", "_", "-" and "/" (at most 128)')
       .default('finance-core/compliance/audit-log'),
-    /** Days a month of the audit log stays in the database; older months go to the archive. */
-    AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(365),
-    /** How often retention looks for months to archive and drop. */
-    AUDIT_RETENTION_INTERVAL_MS: z.coerce
+    /**
+     * Limits of the pre-trade rules for this deployment, sent to finance.compliance as input.config
+     * (decimal strings). Unset: the policy's own (1,000,000 per order, 100 orders per owner per hour).
+     */
+    COMPLIANCE_MAX_ORDER_NOTIONAL: z
+      .string()
+      .regex(/^\d{1,30}(\.\d{1,10})?$/, 'must be a decimal')
+      .optional(),
+    COMPLIANCE_MAX_ORDERS_PER_HOUR: z
+      .string()
+      .regex(/^\d{1,9}$/, 'must be a whole number')
+      .optional(),
+    /** How often surveillance evaluates the recent trades and orders for alerts. */
+    COMPLIANCE_SURVEILLANCE_INTERVAL_MS: z.coerce
       .number()
       .int()
-      .min(1_000)
-      .max(604_800_000)
-      .default(3_600_000),
-    /** Directory of the filesystem archive target. Required in production. */
-    AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
+      .min(100)
+      .max(86_400_000)
+      .default(60_000),
+    /** How far back (minutes) surveillance looks at each run; alerts already raised are not raised again. */
+    COMPLIANCE_SURVEILLANCE_WINDOW_MINUTES: z.coerce.number().int().min(1).max(10_080).default(480),
+    /** The session close (UTC HH:MM) for the marking-the-close rule; unset: the rule is off. */
+    COMPLIANCE_SESSION_CLOSE: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (UTC)')
+      .optional(),
   })
   .superRefine(
     (config, ctx) => {
@@ -38,10 +53,6 @@ export const complianceConfigSchema = baseConfigSchema
           path: ['AUDIT_SIGNING_KEY_FILE'],
           message: 'in production',
         });
-      }
-      // A temporary directory in production would lose the only copy of archived months.
-      if (config.NODE_ENV === 'production' && config.AUDIT_ARCHIVE_DIR === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['AUDIT_ARCHIVE_DIR'], message: 'in production' });
       }
     },
     { when: () => true },

@@ -1,10 +1,12 @@
 // How the compliance service is assembled: its context module, config, database migrations, default
 // port, and the inbox transport on which it consumes every topic for the audit log.
-import { AuditLogTables1764288000000, AuditRetentionTables1764892800000 } from '@finance/audit-log';
+import { AuditLogTables1764288000000 } from '@finance/audit-log';
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { TccTables1763942400000 } from '@finance/tcc';
 import { ComplianceModule } from './compliance.module';
 import { ComplianceConfig, complianceConfigSchema } from './config';
+import { ComplianceChecks1764460800000 } from './pre-trade/compliance-check.migration';
 
 export const complianceService: ServiceDefinition<ComplianceConfig> = {
   name: 'compliance',
@@ -13,8 +15,9 @@ export const complianceService: ServiceDefinition<ComplianceConfig> = {
   module: ComplianceModule,
   migrations: [
     MessagingTables1763769600000,
+    TccTables1763942400000,
     AuditLogTables1764288000000,
-    AuditRetentionTables1764892800000,
+    ComplianceChecks1764460800000,
   ],
   transports: (app) => [app.get(InboxKafkaServer)],
 };

@@ -1,5 +1,6 @@
-// Order placement end to end: trading, risk and settlement run as processes; orders go through the
-// placement TCC over the real Kafka; balances, reservations and events are checked where they live.
+// Order placement end to end: trading, risk, settlement and compliance run as processes; orders go
+// through the placement TCC over the real Kafka; balances, reservations and events are checked where
+// they live.
 import { KillSwitchChanged, topicName, TOPICS } from '@finance/contracts';
 import { createEnvelope, createKafka } from '@finance/messaging';
 import { createLogger } from '@finance/platform';
@@ -105,10 +106,11 @@ const tccState = async (gtid: string) =>
 
 beforeAll(async () => {
   const tradingEnv = { TRADING_PLACEMENT_TIMEOUT_MS: '4000', TRADING_RESPONSE_TIMEOUT_MS: '15000' };
-  [services.trading, services.risk, services.settlement] = await Promise.all([
+  [services.trading, services.risk, services.settlement, services.compliance] = await Promise.all([
     startPlacementService('trading', tradingEnv),
     startPlacementService('risk'),
     startPlacementService('settlement'),
+    startPlacementService('compliance'),
   ]);
 });
 
@@ -230,6 +232,16 @@ describe('order placement across trading, risk and settlement', () => {
       expect(
         await reservations(services.settlement, 'clearing_reservations', order.orderId),
       ).toEqual([{ state: 'CONFIRMED', amount_minor: value }]);
+      // Compliance passed the order under its beneficial owner (the orders-per-hour rule's user).
+      expect(
+        await query(
+          services.compliance.databaseUrl,
+          'SELECT state, owner FROM compliance_checks WHERE order_id = $1',
+          [order.orderId],
+        ),
+      ).toEqual([
+        { state: 'CONFIRMED', owner: order === buy.body ? `alice-${run}` : `bob-${run}` },
+      ]);
     }
 
     // The lifecycle of each order is on Kafka, in order.
@@ -652,7 +664,8 @@ describe('a randomized trading session', () => {
         settlement: services.settlement.databaseUrl,
       }),
     ).toEqual([]);
-  });
+    // Four branches per order, and compliance also audits every message of the session.
+  }, 300_000);
 });
 
 /** Reads trading.events until `count` events of these orders arrived; answers type and sequence per order. */

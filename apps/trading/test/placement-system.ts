@@ -1,6 +1,6 @@
-// Test harness for order placement end to end: trading, risk and settlement as their own processes
-// (mutual TLS, the run's OPA, real Postgres and Kafka), with helpers to call them as a given identity
-// and to read their databases.
+// Test harness for order placement end to end: trading, risk, settlement and compliance as their own
+// processes (mutual TLS, the run's OPA, real Postgres and Kafka), with helpers to call them as a given
+// identity and to read their databases.
 import { ServiceName } from '@finance/contracts';
 import { credentialsOf } from '@finance/dev-ca';
 import { readFileSync } from 'node:fs';
@@ -24,7 +24,11 @@ export interface RunningService {
   env: Record<string, string>;
 }
 
-export type PlacementServices = Record<'trading' | 'risk' | 'settlement', RunningService>;
+// Compliance is the placement TCC's 4th branch (its pre-trade rules), so it runs whenever orders are placed.
+export type PlacementServices = Record<
+  'trading' | 'risk' | 'settlement' | 'compliance',
+  RunningService
+>;
 
 export async function startPlacementService(
   name: ServiceName,

@@ -154,9 +154,10 @@ export class OrdersService {
 
     const replay = await this.byClientOrderId(input.accountId, input.clientOrderId);
     if (replay) return this.replay(replay, input, price);
-    const [account] = await this.db.query(`SELECT 1 FROM accounts WHERE account_id = $1`, [
-      input.accountId,
-    ]);
+    const [account]: Array<{ owner: string }> = await this.db.query(
+      `SELECT owner FROM accounts WHERE account_id = $1`,
+      [input.accountId],
+    );
     if (!account) {
       throw fieldProblem(
         422,
@@ -190,6 +191,8 @@ export class OrdersService {
       ...(price !== undefined ? { price: amount(price).amount } : {}),
       notional: amount(notional),
       fees: amount(fees),
+      // Compliance counts orders per beneficial owner, not per account.
+      owner: account.owner,
     };
 
     try {
@@ -254,6 +257,17 @@ export class OrdersService {
               resource: PLACEMENT_RESOURCES.clearingQuota,
               payload,
             },
+            // Compliance's pre-trade rules; off only where no compliance service runs (see config).
+            ...(this.config.TRADING_COMPLIANCE_CHECK === 'on'
+              ? [
+                  {
+                    branchId: 'compliance',
+                    participant: 'compliance' as const,
+                    resource: PLACEMENT_RESOURCES.complianceCheck,
+                    payload,
+                  },
+                ]
+              : []),
           ],
         });
       });

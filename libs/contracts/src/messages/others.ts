@@ -93,6 +93,28 @@ export const AuditCheckpointSigned = defineMessage({
   }),
 });
 
+/**
+ * Compliance's surveillance (finance.compliance alerts) found a pattern over executed trades and
+ * order lifecycles: wash trade, layering, marking the close. An alert for a person to review, never
+ * an automatic action.
+ */
+export const ComplianceAlertRaised = defineMessage({
+  type: 'ComplianceAlertRaised',
+  aggregateType: 'compliance-alert',
+  topic: TOPICS.complianceEvents,
+  schema: z.object({
+    alertId: f.id,
+    rule: z.string().min(1),
+    severity: z.enum(['high', 'medium', 'low']),
+    message: z.string().min(1),
+    owner: z.string().nullable(),
+    symbol: z.string().nullable(),
+    orderIds: z.array(z.string()),
+    tradeIds: z.array(z.string()),
+    raisedAt: f.timestamp,
+  }),
+});
+
 export const RISK_EVENTS = [RiskLimitChanged, KillSwitchChanged, RiskAlertRaised] as const;
 export const SETTLEMENT_EVENTS = [TradeSettled, SettlementFailed] as const;
-export const COMPLIANCE_EVENTS = [AuditCheckpointSigned] as const;
+export const COMPLIANCE_EVENTS = [AuditCheckpointSigned, ComplianceAlertRaised] as const;

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import * as f from './fields';
 
-/** Resource names of the three branches of an order placement. */
+/** Resource names of the branches of an order placement. */
 export const PLACEMENT_RESOURCES = {
   /** trading: cash (BUY) or holdings (SELL) moved from available to frozen. */
   funds: 'order-funds',
@@ -11,6 +11,8 @@ export const PLACEMENT_RESOURCES = {
   riskQuota: 'risk-quota',
   /** settlement: clearing quota reserved for the trade's settlement. */
   clearingQuota: 'clearing-quota',
+  /** compliance: the pre-trade rules of finance.compliance (notional, orders per user per hour). */
+  complianceCheck: 'compliance-check',
 } as const;
 
 export const PLACEMENT_KIND = 'order-placement';
@@ -32,6 +34,11 @@ export const OrderPlacementPayload = z.object({
   notional: f.money,
   /** Fees reserved on top of the notional for a BUY. */
   fees: f.money,
+  /**
+   * The account's beneficial owner, from trading's accounts table: the "user" of compliance's
+   * orders-per-hour rule. Optional so Tries sent before it existed still parse.
+   */
+  owner: f.id.optional(),
 });
 export type OrderPlacementPayload = z.infer<typeof OrderPlacementPayload>;
 
@@ -56,5 +63,14 @@ export const PLACEMENT_REJECT_CODES = [
   'RISK_INPUT_INVALID',
   /** The risk policy could not be evaluated: refused rather than passed (fail closed). */
   'RISK_CHECK_UNAVAILABLE',
+  // Compliance's pre-trade rules (finance.compliance): one code per rule.
+  /** A single order above the largest notional allowed (seed: 1,000,000). */
+  'COMPLIANCE_MAX_ORDER_NOTIONAL',
+  /** The owner's orders in the last hour would exceed the limit (seed: 100). */
+  'COMPLIANCE_ORDER_RATE',
+  /** The compliance policy found its input unreadable: refused rather than passed. */
+  'COMPLIANCE_INPUT_INVALID',
+  /** The compliance policy could not be evaluated: refused rather than passed (fail closed). */
+  'COMPLIANCE_CHECK_UNAVAILABLE',
 ] as const;
 export type PlacementRejectCode = (typeof PLACEMENT_REJECT_CODES)[number];
