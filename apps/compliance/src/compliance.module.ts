@@ -5,6 +5,7 @@ import { MessagingModule } from '@finance/messaging';
 import { TccParticipantModule } from '@finance/tcc';
 import { Module } from '@nestjs/common';
 import { AuditLogModule } from './audit/audit-log.module';
+import { RetentionModule } from './retention/retention.module';
 import { ComplianceCheckBranch } from './pre-trade/compliance-check.branch';
 import { PreTradeModule } from './pre-trade/pre-trade.module';
 import { ReportsModule } from './reports/reports.module';
@@ -14,6 +15,7 @@ import { ReportsModule } from './reports/reports.module';
     MessagingModule.forService(),
     AuthzModule.forService(),
     AuditLogModule,
+    RetentionModule.register(),
     PreTradeModule,
     ReportsModule,
     // The 4th branch of order placement; its commands are also audited by AuditEventsController.

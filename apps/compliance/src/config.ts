@@ -17,6 +17,17 @@ export const complianceConfigSchema = baseConfigSchema
       .string()
       .regex(/^[A-Za-z0-9._/-]{1,128}$/, 'letters, digits, ".", "_", "-" and "/" (at most 128)')
       .default('finance-core/compliance/audit-log'),
+    /** Days a month of the audit log stays in the database; older months go to the archive. */
+    AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(365),
+    /** How often retention looks for months to archive and drop. */
+    AUDIT_RETENTION_INTERVAL_MS: z.coerce
+      .number()
+      .int()
+      .min(1_000)
+      .max(604_800_000)
+      .default(3_600_000),
+    /** Directory of the filesystem archive target. Required in production. */
+    AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
     /**
      * Limits of the pre-trade rules for this deployment, sent to finance.compliance as input.config
      * (decimal strings). Unset: the policy's own (1,000,000 per order, 100 orders per owner per hour).
@@ -53,6 +64,10 @@ export const complianceConfigSchema = baseConfigSchema
           path: ['AUDIT_SIGNING_KEY_FILE'],
           message: 'in production',
         });
+      }
+      // A temporary directory in production would lose the only copy of archived months.
+      if (config.NODE_ENV === 'production' && config.AUDIT_ARCHIVE_DIR === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['AUDIT_ARCHIVE_DIR'], message: 'in production' });
       }
     },
     { when: () => true },

@@ -1,6 +1,6 @@
 // How the compliance service is assembled: its context module, config, database migrations, default
 // port, and the inbox transport on which it consumes every topic for the audit log.
-import { AuditLogTables1764288000000 } from '@finance/audit-log';
+import { AuditLogTables1764288000000, AuditRetentionTables1764892800000 } from '@finance/audit-log';
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
 import { TccTables1763942400000 } from '@finance/tcc';
@@ -18,6 +18,7 @@ export const complianceService: ServiceDefinition<ComplianceConfig> = {
     TccTables1763942400000,
     AuditLogTables1764288000000,
     ComplianceChecks1764460800000,
+    AuditRetentionTables1764892800000,
   ],
   transports: (app) => [app.get(InboxKafkaServer)],
 };
