@@ -16,7 +16,7 @@ import {
 } from '@finance/audit-log';
 import { uuidv7 } from '@finance/contracts';
 import { publicKeyFromPem } from '@finance/merkle';
-import { SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
+import { ProblemException, SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
@@ -95,13 +95,19 @@ export class AuditRetention implements OnApplicationBootstrap, OnApplicationShut
     private readonly dataSource: DataSource,
     private readonly checkpoints: AuditCheckpoints,
     private readonly audit: LocalAudit,
-    @Inject(ARCHIVE_TARGET) private readonly archive: ArchiveTarget,
+    @Inject(ARCHIVE_TARGET) private readonly target: ArchiveTarget | null,
     @Inject(RETENTION_CLOCK) private readonly clock: RetentionClock,
     @Inject(SERVICE_CONFIG) private readonly config: RetentionConfig,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
   ) {}
 
   onApplicationBootstrap(): void {
+    if (!this.target) {
+      this.logger.warn(
+        'AUDIT_ARCHIVE_DIR is not set: audit retention is off, nothing is archived or dropped',
+      );
+      return;
+    }
     this.timer = setInterval(() => {
       this.run('compliance/retention-timer').catch((error: unknown) =>
         this.logger.error({ err: error }, 'audit retention failed; retrying on the next tick'),
@@ -121,7 +127,17 @@ export class AuditRetention implements OnApplicationBootstrap, OnApplicationShut
     return next;
   }
 
+  private get archive(): ArchiveTarget {
+    if (this.target) return this.target;
+    throw new ProblemException({
+      status: 503,
+      title: 'retention is off',
+      detail: 'no archive target is configured (AUDIT_ARCHIVE_DIR); nothing is dropped without one',
+    });
+  }
+
   private async runOnce(actor: string, correlationId?: string): Promise<RetentionRun> {
+    void this.archive; // refuses before anything is done when there is no target
     const now = this.clock.now();
     const cutoff = new Date(now.getTime() - this.config.AUDIT_RETENTION_DAYS * DAY_MS);
     // Everything due lies below the head, so one checkpoint covers every month of this run.

@@ -25,12 +25,16 @@ export class RetentionModule {
         {
           provide: ARCHIVE_TARGET,
           inject: [SERVICE_CONFIG],
-          useFactory: (config: Pick<ComplianceConfig, 'AUDIT_ARCHIVE_DIR'>): ArchiveTarget =>
-            overrides.archive ??
-            // Outside production (where the variable is required) a temporary directory.
-            new FilesystemArchiveTarget(
-              config.AUDIT_ARCHIVE_DIR ?? join(tmpdir(), 'finance-audit-archive'),
-            ),
+          useFactory: (
+            config: Pick<ComplianceConfig, 'AUDIT_ARCHIVE_DIR' | 'NODE_ENV'>,
+          ): ArchiveTarget | null => {
+            if (overrides.archive) return overrides.archive;
+            if (config.AUDIT_ARCHIVE_DIR)
+              return new FilesystemArchiveTarget(config.AUDIT_ARCHIVE_DIR);
+            // Never a temporary directory in production: without a target, nothing is dropped.
+            if (config.NODE_ENV === 'production') return null;
+            return new FilesystemArchiveTarget(join(tmpdir(), 'finance-audit-archive'));
+          },
         },
         { provide: RETENTION_CLOCK, useValue: overrides.clock ?? { now: () => new Date() } },
         AuditRetention,
