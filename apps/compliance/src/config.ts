@@ -26,7 +26,10 @@ export const complianceConfigSchema = baseConfigSchema
       .min(1_000)
       .max(604_800_000)
       .default(3_600_000),
-    /** Directory of the filesystem archive target. Required in production. */
+    /**
+     * Directory of the filesystem archive target. Unset in production: retention does not run (a
+     * temporary directory would lose the only copy); elsewhere a temporary directory.
+     */
     AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
     /**
      * Limits of the pre-trade rules for this deployment, sent to finance.compliance as input.config
@@ -64,10 +67,6 @@ export const complianceConfigSchema = baseConfigSchema
           path: ['AUDIT_SIGNING_KEY_FILE'],
           message: 'in production',
         });
-      }
-      // A temporary directory in production would lose the only copy of archived months.
-      if (config.NODE_ENV === 'production' && config.AUDIT_ARCHIVE_DIR === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['AUDIT_ARCHIVE_DIR'], message: 'in production' });
       }
     },
     { when: () => true },
