@@ -30,7 +30,8 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
         ? `offered at ${rate}/s (open loop, ${concurrency} clients)\n`
         : `${concurrency} in flight\n`),
   );
-  const labels = ['trading', 'risk', 'settlement'] as const;
+  // Compliance is the placement TCC's 4th branch: without it every order would wait out its deadline.
+  const labels = ['trading', 'risk', 'settlement', 'compliance'] as const;
   await provisionBench([...labels], async ({ id, urls, kafkaBrokers, opaUrl, prefix }) => {
     await ensureTopics(
       kafkaBrokers,
