@@ -76,7 +76,17 @@ export async function buildRiskPolicyWasm(): Promise<Buffer> {
     const bundle = join(dir, 'bundle.tar.gz');
     await promisify(execFile)(
       opa,
-      ['build', '-t', 'wasm', '-e', ENTRYPOINT, '-o', bundle, ...(await policySources())],
+      // Relative paths: opa embeds them in the module, which must not depend on the checkout's place.
+      [
+        'build',
+        '-t',
+        'wasm',
+        '-e',
+        ENTRYPOINT,
+        '-o',
+        bundle,
+        ...(await policySources()).map((file) => relative(REPO_ROOT, file)),
+      ],
       { cwd: REPO_ROOT },
     );
     return fileInTar(gunzipSync(await readFile(bundle)), 'policy.wasm');
