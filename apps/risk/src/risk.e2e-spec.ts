@@ -21,6 +21,8 @@ beforeAll(async () => {
     startService('trading', {
       TRADING_PLACEMENT_TIMEOUT_MS: '8000',
       TRADING_RESPONSE_TIMEOUT_MS: '15000',
+      // These tests are about risk's branch; compliance's is covered by its own e2e.
+      TRADING_COMPLIANCE_CHECK: 'off',
     }),
     startService('risk'),
     startService('settlement'),
