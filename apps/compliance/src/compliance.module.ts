@@ -4,6 +4,7 @@ import { PLACEMENT_RESOURCES } from '@finance/contracts';
 import { MessagingModule } from '@finance/messaging';
 import { TccParticipantModule } from '@finance/tcc';
 import { Module } from '@nestjs/common';
+import { AlertsModule } from './alerts/alerts.module';
 import { AuditLogModule } from './audit/audit-log.module';
 import { RetentionModule } from './retention/retention.module';
 import { ComplianceCheckBranch } from './pre-trade/compliance-check.branch';
@@ -18,6 +19,7 @@ import { ReportsModule } from './reports/reports.module';
     RetentionModule.register(),
     PreTradeModule,
     ReportsModule,
+    AlertsModule,
     // The 4th branch of order placement; its commands are also audited by AuditEventsController.
     TccParticipantModule.forService({
       service: 'compliance',

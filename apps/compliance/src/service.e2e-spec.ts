@@ -9,4 +9,5 @@ describeServiceLifecycle('compliance', [
   'audit_tree_head',
   'audit_checkpoints',
   'audit_signing_keys',
+  'compliance_alerts',
 ]);

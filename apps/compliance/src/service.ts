@@ -4,6 +4,7 @@ import { AuditLogTables1764288000000, AuditRetentionTables1764892800000 } from '
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
 import { TccTables1763942400000 } from '@finance/tcc';
+import { ComplianceAlerts1765065600000 } from './alerts/compliance-alerts.migration';
 import { ComplianceModule } from './compliance.module';
 import { ComplianceConfig, complianceConfigSchema } from './config';
 import { ComplianceChecks1764460800000 } from './pre-trade/compliance-check.migration';
@@ -19,6 +20,7 @@ export const complianceService: ServiceDefinition<ComplianceConfig> = {
     AuditLogTables1764288000000,
     ComplianceChecks1764460800000,
     AuditRetentionTables1764892800000,
+    ComplianceAlerts1765065600000,
   ],
   transports: (app) => [app.get(InboxKafkaServer)],
 };
