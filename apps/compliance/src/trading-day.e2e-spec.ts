@@ -4,14 +4,24 @@
 // blotter equal to trading's executed trades, CSV equal to JSON, and a checkpoint the offline verifier
 // accepts with an inclusion proof of a trail entry.
 import { parseMoney } from '@finance/money';
-import { waitFor } from '@finance/testing';
+import {
+  callService as call,
+  queryDatabase as query,
+  RunningService,
+  startSystemService,
+  waitFor,
+} from '@finance/testing';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { call, query, startService, TradingDayServices } from '../test/trading-day-system';
+
+type TradingDayServices = Record<'trading' | 'risk' | 'settlement' | 'compliance', RunningService>;
+
+const startService = (name: keyof TradingDayServices, env: Record<string, string> = {}) =>
+  startSystemService(name, { label: 'day', env });
 
 const services = {} as TradingDayServices;
 const run = randomUUID().slice(0, 8);

@@ -4,7 +4,15 @@
 // new orders and gets its resting orders cancelled within a second, until it is released.
 import { waitFor } from '@finance/testing';
 import { randomUUID } from 'node:crypto';
-import { call, query, RunningService, startService } from '../test/risk-system';
+import {
+  callService as call,
+  queryDatabase as query,
+  RunningService,
+  startSystemService,
+} from '@finance/testing';
+
+const startService = (name: 'trading' | 'risk' | 'settlement', env: Record<string, string> = {}) =>
+  startSystemService(name, { label: 'risk_e2e', env });
 
 const run = randomUUID().slice(0, 8);
 const services = {} as Record<'trading' | 'risk' | 'settlement', RunningService>;

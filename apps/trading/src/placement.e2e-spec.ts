@@ -5,22 +5,27 @@ import { KillSwitchChanged, topicName, TOPICS } from '@finance/contracts';
 import { createEnvelope, createKafka } from '@finance/messaging';
 import { createLogger } from '@finance/platform';
 import {
+  callService as call,
   invariantViolations,
+  openEventStream,
   produceRecords,
+  queryDatabase as query,
+  RunningService,
   runTradingSession,
   settle,
+  startSystemService,
   testStack,
   waitFor,
 } from '@finance/testing';
 import { randomUUID } from 'node:crypto';
-import {
-  call,
-  openEventStream,
-  PlacementServices,
-  query,
-  RunningService,
-  startPlacementService,
-} from '../test/placement-system';
+
+type PlacementServices = Record<'trading' | 'risk' | 'settlement' | 'compliance', RunningService>;
+
+const startPlacementService = (
+  name: keyof PlacementServices,
+  env: Record<string, string> = {},
+  reuse?: RunningService,
+) => startSystemService(name, { label: 'orders', env, reuse });
 
 const services = {} as PlacementServices;
 const run = randomUUID().slice(0, 8);

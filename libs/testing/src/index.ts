@@ -6,3 +6,4 @@ export * from './opa-server';
 export { localDir, repoRoot } from './paths';
 export * from './waiting';
 export * from './trading-session';
+export * from './system';

@@ -1,21 +1,14 @@
-// Test harness for order placement end to end: trading, risk, settlement and compliance as their own
-// processes (mutual TLS, the run's OPA, real Postgres and Kafka), with helpers to call them as a given
-// identity and to read their databases.
-import { ServiceName } from '@finance/contracts';
+// End-to-end harness for tests that run several services as processes (mutual TLS, the run's OPA,
+// real Postgres and Kafka): start or restart one on its own database, call it as an identity, read
+// its database, follow a server-sent event stream.
+import type { ServiceName } from '@finance/contracts';
 import { credentialsOf } from '@finance/dev-ca';
+import type { HttpResponse } from '@finance/platform';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { HttpResponse } from '@finance/platform';
-import {
-  createTestDatabase,
-  freePort,
-  launchService,
-  ServiceProcess,
-  testCertificates,
-  testStack,
-  waitUntilReady,
-} from '@finance/testing';
 import { Client } from 'pg';
+import { freePort, launchService, ServiceProcess, waitUntilReady } from './service-process';
+import { createTestDatabase, testCertificates, testStack } from './test-stack';
 
 export interface RunningService {
   process: ServiceProcess;
@@ -24,19 +17,18 @@ export interface RunningService {
   env: Record<string, string>;
 }
 
-// Compliance is the placement TCC's 4th branch (its pre-trade rules), so it runs whenever orders are placed.
-export type PlacementServices = Record<
-  'trading' | 'risk' | 'settlement' | 'compliance',
-  RunningService
->;
-
-export async function startPlacementService(
+/**
+ * Starts a service on a new database (named after `label`), or restarts `reuse` on its database and
+ * port with `env` laid over its environment.
+ */
+export async function startSystemService(
   name: ServiceName,
-  env: Record<string, string> = {},
-  reuse?: RunningService,
+  options: { label?: string; env?: Record<string, string>; reuse?: RunningService } = {},
 ): Promise<RunningService> {
+  const { env = {}, reuse } = options;
   const stack = testStack();
-  const databaseUrl = reuse?.databaseUrl ?? (await createTestDatabase(`orders_${name}`)).url;
+  const databaseUrl =
+    reuse?.databaseUrl ?? (await createTestDatabase(`${options.label ?? 'e2e'}_${name}`)).url;
   const port = reuse?.port ?? (await freePort());
   const fullEnv = reuse
     ? { ...reuse.env, ...env }
@@ -58,7 +50,7 @@ export async function startPlacementService(
   return { process, databaseUrl, port, env: fullEnv };
 }
 
-export async function query<T>(
+export async function queryDatabase<T>(
   databaseUrl: string,
   sql: string,
   params: unknown[] = [],
@@ -72,8 +64,8 @@ export async function query<T>(
   }
 }
 
-/** Calls a service as `as` and fails with the body when the status is not one of `expected`. */
-export async function call<T = Record<string, unknown>>(
+/** Calls a service as `as` and fails with the body when the status is not one of `expect`. */
+export async function callService<T = Record<string, unknown>>(
   service: RunningService,
   method: string,
   path: string,
