@@ -3,7 +3,7 @@
 import { AuditLogTables1764288000000, AuditRetentionTables1764892800000 } from '@finance/audit-log';
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
-import { TccTables1763942400000 } from '@finance/tcc';
+import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { ComplianceAlerts1765065600000 } from './alerts/compliance-alerts.migration';
 import { ComplianceModule } from './compliance.module';
 import { ComplianceConfig, complianceConfigSchema } from './config';
@@ -22,5 +22,5 @@ export const complianceService: ServiceDefinition<ComplianceConfig> = {
     AuditRetentionTables1764892800000,
     ComplianceAlerts1765065600000,
   ],
-  transports: (app) => [app.get(InboxKafkaServer)],
+  transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

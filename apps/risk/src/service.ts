@@ -1,7 +1,7 @@
 // How the risk service is assembled: its context module, config, database migrations and default port.
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
-import { TccTables1763942400000 } from '@finance/tcc';
+import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { RiskConfig, riskConfigSchema } from './config';
 import { RiskModule } from './risk.module';
 import { RiskControls1764547200000 } from './migrations/risk-controls.migration';
@@ -19,5 +19,5 @@ export const riskService: ServiceDefinition<RiskConfig> = {
     RiskQuota1764115200000,
     RiskControls1764547200000,
   ],
-  transports: (app) => [app.get(InboxKafkaServer)],
+  transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

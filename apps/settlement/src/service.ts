@@ -1,7 +1,7 @@
 // How the settlement service is assembled: its context module, config, database migrations and default port.
-import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
+import { MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
-import { TccTables1763942400000 } from '@finance/tcc';
+import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { ClearingQuota1764115200001 } from './clearing-quota/clearing-quota.migration';
 import { SettlementConfig, settlementConfigSchema } from './config';
 import { SettlementModule } from './settlement.module';
@@ -13,5 +13,5 @@ export const settlementService: ServiceDefinition<SettlementConfig> = {
   module: SettlementModule,
   // TccTables: every TCC participant keeps its barrier (tcc_barrier) in its own database.
   migrations: [MessagingTables1763769600000, TccTables1763942400000, ClearingQuota1764115200001],
-  transports: (app) => [app.get(InboxKafkaServer)],
+  transports: (app) => [app.get(TCC_INBOX_SERVER, { strict: false })],
 };

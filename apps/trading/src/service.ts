@@ -2,7 +2,7 @@
 // default port and the inbox transport that runs its Kafka handlers.
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
-import { TccTables1763942400000 } from '@finance/tcc';
+import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { TradingConfig, tradingConfigSchema } from './config';
 import { OrderReplace1764288000000 } from './migrations/order-replace';
 import { SessionClose1764374400000 } from './migrations/session-close';
@@ -21,5 +21,5 @@ export const tradingService: ServiceDefinition<TradingConfig> = {
     OrderReplace1764288000000,
     SessionClose1764374400000,
   ],
-  transports: (app) => [app.get(InboxKafkaServer)],
+  transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

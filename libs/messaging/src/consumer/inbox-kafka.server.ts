@@ -25,6 +25,12 @@ export interface InboxKafkaServerOptions extends Omit<
    * failing `listen`; for services, which must come up and serve while the broker is down.
    */
   readonly retryStart?: boolean;
+  /**
+   * Which `@EventPattern(type, transport)` handlers this server runs (default
+   * INBOX_KAFKA_TRANSPORT). A second server with its own transport and consumer group keeps one kind
+   * of traffic from waiting behind another's batches.
+   */
+  readonly transportId?: symbol;
 }
 
 const START_RETRY = retryPolicy({ initialDelayMs: 1_000, maxDelayMs: 30_000 });
@@ -48,6 +54,7 @@ export class InboxKafkaServer
 
   constructor(private readonly options: InboxKafkaServerOptions) {
     super();
+    if (options.transportId) this.transportId = options.transportId;
   }
 
   listen(callback: (...optionalParams: unknown[]) => unknown): void {

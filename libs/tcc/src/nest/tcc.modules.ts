@@ -14,8 +14,15 @@ import {
 } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import type { Envelope, ServiceName } from '@finance/contracts';
-import { INBOX_KAFKA_TRANSPORT, InboxRpcContext } from '@finance/messaging';
-import { BaseConfig, SERVICE_CONFIG, SERVICE_LOGGER } from '@finance/platform';
+import { InboxKafkaServer, InboxRpcContext, KAFKA_CLIENT } from '@finance/messaging';
+import {
+  BaseConfig,
+  SERVICE_CONFIG,
+  SERVICE_IDENTITY,
+  SERVICE_LOGGER,
+  ServiceIdentity,
+} from '@finance/platform';
+import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { DataSource, EntityManager } from 'typeorm';
 import { tccAdminController, TCC_COORDINATOR } from '../admin/tcc-admin';
@@ -24,21 +31,56 @@ import { BranchHandlers, TccParticipant } from '../participant/participant';
 
 export const TCC_PARTICIPANT = Symbol('TCC_PARTICIPANT');
 
+/**
+ * TCC commands and replies run on an inbox server of their own (consumer group
+ * `<prefix><service>-tcc`): a reservation never waits behind a batch of the service's other traffic
+ * that the same fetch brought. The service definition connects it (`TCC_INBOX_SERVER`).
+ */
+export const TCC_TRANSPORT = Symbol('TCC_TRANSPORT');
+export const TCC_INBOX_SERVER = Symbol('TCC_INBOX_SERVER');
+
+@Module({
+  providers: [
+    {
+      provide: TCC_INBOX_SERVER,
+      inject: [SERVICE_CONFIG, SERVICE_IDENTITY, DataSource, KAFKA_CLIENT, SERVICE_LOGGER],
+      useFactory: (
+        config: BaseConfig,
+        identity: ServiceIdentity,
+        dataSource: DataSource,
+        kafka: Kafka,
+        logger: Logger,
+      ) =>
+        new InboxKafkaServer({
+          name: `${config.KAFKA_TOPIC_PREFIX}${identity.service}-tcc`,
+          transportId: TCC_TRANSPORT,
+          kafka,
+          dataSource,
+          logger: logger.child({ component: 'tcc-consumer' }),
+          topicPrefix: config.KAFKA_TOPIC_PREFIX,
+          retryStart: true,
+        }),
+    },
+  ],
+  exports: [TCC_INBOX_SERVER],
+})
+export class TccTransportModule {}
+
 @Controller()
 class TccCommandsController {
   constructor(@Inject(TCC_PARTICIPANT) private readonly participant: TccParticipant) {}
 
-  @EventPattern('TccTry', INBOX_KAFKA_TRANSPORT)
+  @EventPattern('TccTry', TCC_TRANSPORT)
   async try(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
     await this.participant.handle(message, ctx.manager);
   }
 
-  @EventPattern('TccConfirm', INBOX_KAFKA_TRANSPORT)
+  @EventPattern('TccConfirm', TCC_TRANSPORT)
   async confirm(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
     await this.participant.handle(message, ctx.manager);
   }
 
-  @EventPattern('TccCancel', INBOX_KAFKA_TRANSPORT)
+  @EventPattern('TccCancel', TCC_TRANSPORT)
   async cancel(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
     await this.participant.handle(message, ctx.manager);
   }
@@ -56,7 +98,7 @@ export class TccParticipantModule {
   static forService(options: TccParticipantModuleOptions): DynamicModule {
     return {
       module: TccParticipantModule,
-      imports: options.imports ?? [],
+      imports: [TccTransportModule, ...(options.imports ?? [])],
       controllers: [TccCommandsController],
       providers: [
         {
@@ -73,7 +115,7 @@ export class TccParticipantModule {
             }),
         },
       ],
-      exports: [TCC_PARTICIPANT],
+      exports: [TCC_PARTICIPANT, TccTransportModule],
     };
   }
 }
@@ -82,7 +124,7 @@ export class TccParticipantModule {
 class TccRepliesController {
   constructor(@Inject(TCC_COORDINATOR) private readonly coordinator: TccCoordinator) {}
 
-  @EventPattern('TccReply', INBOX_KAFKA_TRANSPORT)
+  @EventPattern('TccReply', TCC_TRANSPORT)
   async reply(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
     await this.coordinator.onReply(message, ctx.manager);
   }
@@ -122,7 +164,7 @@ export class TccCoordinatorModule {
     return {
       module: TccCoordinatorModule,
       global: true,
-      imports: options.imports ?? [],
+      imports: [TccTransportModule, ...(options.imports ?? [])],
       controllers: [TccRepliesController, tccAdminController(`${options.service}/admin/tcc`)],
       providers: [
         {
@@ -153,7 +195,7 @@ export class TccCoordinatorModule {
         },
         CoordinatorLifecycle,
       ],
-      exports: [TCC_COORDINATOR],
+      exports: [TCC_COORDINATOR, TccTransportModule],
     };
   }
 }
