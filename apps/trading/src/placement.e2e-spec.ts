@@ -518,7 +518,7 @@ describe('order placement across trading, risk and settlement', () => {
 });
 
 describe("risk's kill switch", () => {
-  it('cancels every resting order of the symbol it covers, and only those', async () => {
+  it('cancels every resting order of the symbol it covers, and only those; released, orders rest again', async () => {
     const accountId = await openFunded('killed', 'heidi', { usd: '10000.00' });
     const covered = await place({
       clientOrderId: 'sap-like',
@@ -585,6 +585,48 @@ describe("risk's kill switch", () => {
     expect(event.payload.data.reason.code).toBe('KILL_SWITCH');
     expect(event.payload.data.reason.message).toContain('halted in the e2e test');
     await call(services.trading, 'DELETE', `/trading/orders/${other.body.orderId}`, {
+      as: 'order-service',
+      expect: [200],
+    });
+
+    // Released, the symbol's orders rest again.
+    const release = createEnvelope(
+      KillSwitchChanged,
+      {
+        engaged: false,
+        scope: 'SYMBOL',
+        symbol: 'TSLA',
+        reason: 'resumed',
+        changedBy: 'risk-officer',
+      },
+      { producer: 'risk', aggregateId: 'TSLA', aggregateSequence: 2, correlationId: `ks-${run}` },
+    );
+    await produceRecords(kafka, topicName(TOPICS.riskEvents, stack.topicPrefix), [
+      { key: 'TSLA', value: JSON.stringify(release) },
+    ]);
+    await waitFor(
+      'the release to reach trading',
+      async () =>
+        (
+          await query<{ engaged: boolean }>(
+            services.trading.databaseUrl,
+            `SELECT engaged FROM kill_switches WHERE scope = 'SYMBOL' AND target = 'TSLA'`,
+          )
+        )[0]?.engaged,
+      (engaged) => engaged === false,
+      30_000,
+    );
+    const after = await place({
+      clientOrderId: 'after-release',
+      accountId,
+      symbol: 'TSLA',
+      side: 'BUY',
+      type: 'LIMIT',
+      price: '3.00',
+      quantity: '10',
+    });
+    expect(after.body.status).toBe('NEW');
+    await call(services.trading, 'DELETE', `/trading/orders/${after.body.orderId}`, {
       as: 'order-service',
       expect: [200],
     });

@@ -4,6 +4,7 @@ import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messagi
 import { ServiceDefinition } from '@finance/platform';
 import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { TradingConfig, tradingConfigSchema } from './config';
+import { KillSwitches1765152000000 } from './migrations/kill-switches';
 import { OrderReplace1764288000000 } from './migrations/order-replace';
 import { SessionClose1764374400000 } from './migrations/session-close';
 import { TradingTables1764201600000 } from './migrations/trading-tables';
@@ -20,6 +21,7 @@ export const tradingService: ServiceDefinition<TradingConfig> = {
     TradingTables1764201600000,
     OrderReplace1764288000000,
     SessionClose1764374400000,
+    KillSwitches1765152000000,
   ],
   transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

@@ -1,6 +1,7 @@
 // Risk's kill switch, as trading obeys it: when it engages, every resting order in its scope (the
 // firm, one account, or one symbol) is queued for cancellation in the same transaction that records
-// the event, so the matching engine removes them in order with the rest of its work.
+// the event, so the matching engine removes them in order with the rest of its work. The switch's
+// state is kept, so a placement decided while it holds is cancelled rather than booked.
 import { KillSwitchChanged, MessageOf } from '@finance/contracts';
 import { INBOX_KAFKA_TRANSPORT, InboxRpcContext } from '@finance/messaging';
 import { Controller } from '@nestjs/common';
@@ -18,6 +19,19 @@ export class KillSwitchController {
     @Ctx() ctx: InboxRpcContext,
   ): Promise<void> {
     const change = message.data;
+    const target =
+      change.scope === 'ACCOUNT'
+        ? change.accountId
+        : change.scope === 'SYMBOL'
+          ? change.symbol
+          : '';
+    // Remembered for placements decided while it holds (they are cancelled instead of booked).
+    await ctx.manager.query(
+      `INSERT INTO kill_switches (scope, target, engaged, reason) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (scope, target) DO UPDATE
+         SET engaged = EXCLUDED.engaged, reason = EXCLUDED.reason, changed_at = clock_timestamp()`,
+      [change.scope, target ?? '', change.engaged, change.reason],
+    );
     if (!change.engaged) return; // releasing lets new orders through; nothing to undo here
     const queued: unknown[] = await ctx.manager.query(
       `WITH q AS (
