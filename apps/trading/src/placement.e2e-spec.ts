@@ -93,6 +93,14 @@ const balances = async (accountId: string) =>
 const place = (body: Record<string, unknown>) =>
   call<OrderView>(services.trading, 'POST', '/trading/orders', { as: 'order-service', body });
 
+const orderStatus = async (orderId: string) =>
+  (
+    await call<OrderView>(services.trading, 'GET', `/trading/orders/${orderId}`, {
+      as: 'order-service',
+      expect: [200],
+    })
+  ).body.status;
+
 const reservations = (service: RunningService, table: string, orderId: string) =>
   query<{ state: string; amount_minor: string }>(
     service.databaseUrl,
@@ -561,20 +569,13 @@ describe("risk's kill switch", () => {
     await produceRecords(kafka, topicName(TOPICS.riskEvents, stack.topicPrefix), [
       { key: 'TSLA', value: JSON.stringify(envelope) },
     ]);
-    const status = async (orderId: string) =>
-      (
-        await call<OrderView>(services.trading, 'GET', `/trading/orders/${orderId}`, {
-          as: 'order-service',
-          expect: [200],
-        })
-      ).body.status;
     await waitFor(
       'the covered order to be cancelled',
-      () => status(covered.body.orderId),
+      () => orderStatus(covered.body.orderId),
       (s) => s === 'CANCELLED',
       30_000,
     );
-    expect(await status(other.body.orderId)).toBe('NEW');
+    expect(await orderStatus(other.body.orderId)).toBe('NEW');
     const [event] = await query<{
       payload: { data: { reason: { code: string; message: string } } };
     }>(
@@ -666,20 +667,13 @@ describe('the session close', () => {
       { TRADING_SESSION_CLOSE: close },
       services.trading,
     );
-    const status = async (orderId: string) =>
-      (
-        await call<OrderView>(services.trading, 'GET', `/trading/orders/${orderId}`, {
-          as: 'order-service',
-          expect: [200],
-        })
-      ).body.status;
     await waitFor(
       'the DAY order to expire',
-      () => status(day.body.orderId),
+      () => orderStatus(day.body.orderId),
       (s) => s === 'CANCELLED',
       60_000,
     );
-    expect(await status(gtc.body.orderId)).toBe('NEW');
+    expect(await orderStatus(gtc.body.orderId)).toBe('NEW');
     expect((await balances(accountId)).cash[0]).toMatchObject({
       available: '949.90',
       frozen: '50.10',
