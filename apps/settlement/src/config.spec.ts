@@ -25,4 +25,26 @@ describe('settlement config', () => {
       'invalid configuration: SETTLEMENT_FIRM_CLEARING_QUOTA is invalid (must be a whole amount of at most 15 digits)',
     );
   });
+
+  it('settles T+1 by default, with per-symbol periods and three failed cycles before unwinding', () => {
+    expect(
+      loadConfig(settlementConfigSchema, {
+        ...env,
+        SETTLEMENT_PERIOD_BY_SYMBOL: 'AAPL=T+0, 7203=T+2',
+      }),
+    ).toMatchObject({
+      SETTLEMENT_PERIOD: 1,
+      SETTLEMENT_PERIOD_BY_SYMBOL: { AAPL: 0, '7203': 2 },
+      SETTLEMENT_MAX_FAILED_CYCLES: 3,
+    });
+  });
+
+  it('refuses a malformed period, naming the variable and the item', () => {
+    expect(() =>
+      loadConfig(settlementConfigSchema, { ...env, SETTLEMENT_PERIOD_BY_SYMBOL: 'AAPL=T1' }),
+    ).toThrow('SETTLEMENT_PERIOD_BY_SYMBOL');
+    expect(() => loadConfig(settlementConfigSchema, { ...env, SETTLEMENT_PERIOD: 'T+x' })).toThrow(
+      'SETTLEMENT_PERIOD is invalid (must be T+n with n a single digit, e.g. T+1)',
+    );
+  });
 });

@@ -11,3 +11,4 @@ export * from './metrics';
 export * from './problem-details';
 export * from './tls';
 export * from './request-input';
+export * from './csv';

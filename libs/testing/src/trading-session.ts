@@ -261,7 +261,7 @@ export async function invariantViolations(urls: {
     'clearing usage differs from its reservations',
     urls.settlement,
     `SELECT q.account_id, q.used_minor, coalesce(r.held, 0) AS held FROM clearing_quota q
-       LEFT JOIN (SELECT account_id, currency, sum(amount_minor) AS held FROM clearing_reservations
+       LEFT JOIN (SELECT account_id, currency, sum(held_minor) AS held FROM clearing_reservations
                    WHERE state <> 'RELEASED' GROUP BY account_id, currency) r USING (account_id, currency)
       WHERE q.used_minor <> coalesce(r.held, 0)`,
   );

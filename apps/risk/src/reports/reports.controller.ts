@@ -1,14 +1,13 @@
 // Risk reports for officers and compliance, as JSON or CSV (?format=csv): limit breaches (refused
 // orders with every rule they broke), the kill switch's history, exposures at a point in time, and
 // the alerts the breakers and the large-trade rule raised.
-import { parseOrProblem as parse } from '@finance/platform';
+import { parseOrProblem as parse, toCsv } from '@finance/platform';
 import { Controller, Get, Param, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { SwitchRow, switchView } from '../kill-switch/kill-switch';
 import { exposureAt } from '../positions/positions.view';
-import { toCsv } from './csv';
 
 const timestamp = z.iso.datetime({
   offset: true,

@@ -59,8 +59,9 @@ export class ClearingQuotaBranch implements BranchHandlers {
       await this.reserve(manager, scope, accountId, notional);
     }
     await manager.query(
-      `INSERT INTO clearing_reservations (gtid, branch_id, order_id, account_id, currency, amount_minor, state)
-       VALUES ($1, $2, $3, $4, $5, $6, 'RESERVED')`,
+      `INSERT INTO clearing_reservations (gtid, branch_id, order_id, account_id, currency, amount_minor,
+                                          held_minor, quantity, state)
+       VALUES ($1, $2, $3, $4, $5, $6, $6, $7, 'RESERVED')`,
       [
         ctx.gtid,
         ctx.branchId,
@@ -68,13 +69,14 @@ export class ClearingQuotaBranch implements BranchHandlers {
         accountId,
         notional.currency,
         notional.minor.toString(),
+        order.quantity.toString(),
       ],
     );
   }
 
   /**
-   * The order is placed: its clearing quota stays used while it is open. Releasing it as trades
-   * settle or the order is cancelled is the job of the post-trade flow, not of this TCC.
+   * The order is placed: its clearing quota stays used while it is open and while its trades wait
+   * for settlement. Fills, cancels and settled trades lower it (obligations/obligations.ts).
    */
   async confirm(ctx: BranchContext): Promise<void> {
     const confirmed: unknown[] = await ctx.manager.query(
@@ -105,9 +107,11 @@ export class ClearingQuotaBranch implements BranchHandlers {
     const released: Array<{ account_id: string; currency: string; amount_minor: string }> =
       await ctx.manager.query(
         `WITH released AS (
-           UPDATE clearing_reservations SET state = 'RELEASED', updated_at = clock_timestamp()
-           WHERE gtid = $1 AND branch_id = $2 AND state IN ('RESERVED', 'CONFIRMED')
-           RETURNING account_id, currency, amount_minor)
+           UPDATE clearing_reservations r SET state = 'RELEASED', held_minor = 0, updated_at = clock_timestamp()
+             FROM (SELECT gtid, branch_id, held_minor FROM clearing_reservations
+                    WHERE gtid = $1 AND branch_id = $2 FOR UPDATE) old
+            WHERE r.gtid = old.gtid AND r.branch_id = old.branch_id AND r.state IN ('RESERVED', 'CONFIRMED')
+           RETURNING r.account_id, r.currency, old.held_minor AS amount_minor)
          SELECT * FROM released`,
         [ctx.gtid, ctx.branchId],
       );

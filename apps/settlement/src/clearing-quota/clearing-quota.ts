@@ -111,6 +111,8 @@ export interface ClearingQuotaView {
     orderId: string;
     currency: string;
     amount: string;
+    /** What the reservation holds now: the open part of the order plus its unsettled trades. */
+    held: string;
     state: 'RESERVED' | 'CONFIRMED';
     reservedAt: string;
     updatedAt: string;
@@ -137,11 +139,12 @@ export async function readClearingQuota(
     order_id: string;
     currency: string;
     amount_minor: string;
+    held_minor: string;
     state: 'RESERVED' | 'CONFIRMED';
     created_at: Date;
     updated_at: Date;
   }> = await dataSource.query(
-    `SELECT gtid, branch_id, order_id, currency, amount_minor, state, created_at, updated_at
+    `SELECT gtid, branch_id, order_id, currency, amount_minor, held_minor, state, created_at, updated_at
      FROM clearing_reservations WHERE account_id = $1 AND state <> 'RELEASED' ORDER BY created_at, gtid`,
     [accountId],
   );
@@ -164,6 +167,7 @@ export async function readClearingQuota(
       orderId: r.order_id,
       currency: r.currency,
       amount: formatMoney(money(r.currency as Currency, BigInt(r.amount_minor))),
+      held: formatMoney(money(r.currency as Currency, BigInt(r.held_minor))),
       state: r.state,
       reservedAt: r.created_at.toISOString(),
       updatedAt: r.updated_at.toISOString(),

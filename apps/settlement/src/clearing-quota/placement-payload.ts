@@ -11,6 +11,7 @@ export interface PlacementOrder {
   readonly side: 'BUY' | 'SELL';
   readonly notional: Money;
   readonly fees: Money;
+  readonly quantity: bigint;
 }
 
 export function parsePlacement(payload: unknown): PlacementOrder {
@@ -21,12 +22,19 @@ export function parsePlacement(payload: unknown): PlacementOrder {
       .join('; ');
     throw new BranchRejected('INVALID_PAYLOAD', where);
   }
-  const { orderId, accountId, side, notional, fees } = parsed.data;
+  const { orderId, accountId, side, notional, fees, quantity } = parsed.data;
   const notionalMoney = amount('notional', notional);
   if (notionalMoney.minor <= 0n) throw invalid('notional.amount', 'must be > 0');
   const feesMoney = amount('fees', fees);
   if (feesMoney.minor < 0n) throw invalid('fees.amount', 'must be >= 0');
-  return { orderId, accountId, side, notional: notionalMoney, fees: feesMoney };
+  return {
+    orderId,
+    accountId,
+    side,
+    notional: notionalMoney,
+    fees: feesMoney,
+    quantity: BigInt(quantity),
+  };
 }
 
 function amount(field: string, value: { amount: string; currency: string }): Money {

@@ -558,6 +558,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
       buy: { orderId: buyOrder, accountId: accounts.buyer },
       sell: { orderId: sellOrder, accountId: accounts.seller },
       executedAt: executedAt.toISOString(),
+      buyerFee: formatMoney(money(instrument.currency, fee)),
     };
     // One event per side, each in its order's stream: every order's trail is complete and in order.
     const prefix = this.config.KAFKA_TOPIC_PREFIX;

@@ -61,7 +61,7 @@ export const OperatorActionRecorded = defineMessage({
   schema: z.object({
     actor: z.string().min(1),
     action: z.string().min(1),
-    target: z.object({ kind: z.enum(['tcc', 'saga']), id: f.id }),
+    target: z.object({ kind: z.enum(['tcc', 'saga', 'ledger-transfer']), id: f.id }),
     note: z.string().max(2000).optional(),
     result: z.string().optional(),
   }),

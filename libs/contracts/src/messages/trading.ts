@@ -79,6 +79,8 @@ export const OrderExecuted = defineMessage({
     buy: z.object({ orderId: f.id, accountId: f.id }),
     sell: z.object({ orderId: f.id, accountId: f.id }),
     executedAt: f.timestamp,
+    /** What the buyer pays on top of price x quantity, in `currency`; absent means none. */
+    buyerFee: f.decimal.optional(),
   }),
 });
 

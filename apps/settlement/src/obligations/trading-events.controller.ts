@@ -1,0 +1,67 @@
+// Trading's events settlement consumes, on the inbox transport: each in the consumer's transaction.
+import {
+  FundsDeposited,
+  FundsWithdrawn,
+  MessageOf,
+  OrderCancelled,
+  OrderExecuted,
+  OrderReplaced,
+  SecuritiesDeposited,
+  SecuritiesWithdrawn,
+} from '@finance/contracts';
+import { INBOX_KAFKA_TRANSPORT, InboxRpcContext } from '@finance/messaging';
+import { SERVICE_CONFIG } from '@finance/platform';
+import { Controller, Inject } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import {
+  closeOrder,
+  ObligationsConfig,
+  recordMovement,
+  recordObligation,
+  replaceOrder,
+} from './obligations';
+
+@Controller()
+export class TradingEventsController {
+  constructor(@Inject(SERVICE_CONFIG) private readonly config: ObligationsConfig) {}
+
+  @EventPattern(OrderExecuted.type, INBOX_KAFKA_TRANSPORT)
+  async executed(
+    @Payload() message: MessageOf<typeof OrderExecuted>,
+    @Ctx() ctx: InboxRpcContext,
+  ): Promise<void> {
+    await recordObligation(ctx.manager, this.config, message.data);
+  }
+
+  @EventPattern(OrderCancelled.type, INBOX_KAFKA_TRANSPORT)
+  async cancelled(
+    @Payload() message: MessageOf<typeof OrderCancelled>,
+    @Ctx() ctx: InboxRpcContext,
+  ): Promise<void> {
+    await closeOrder(ctx.manager, message.data.orderId);
+  }
+
+  @EventPattern(OrderReplaced.type, INBOX_KAFKA_TRANSPORT)
+  async replaced(
+    @Payload() message: MessageOf<typeof OrderReplaced>,
+    @Ctx() ctx: InboxRpcContext,
+  ): Promise<void> {
+    await replaceOrder(ctx.manager, message.data);
+  }
+
+  @EventPattern(
+    [FundsDeposited.type, FundsWithdrawn.type, SecuritiesDeposited.type, SecuritiesWithdrawn.type],
+    INBOX_KAFKA_TRANSPORT,
+  )
+  async moved(
+    @Payload()
+    message:
+      | MessageOf<typeof FundsDeposited>
+      | MessageOf<typeof FundsWithdrawn>
+      | MessageOf<typeof SecuritiesDeposited>
+      | MessageOf<typeof SecuritiesWithdrawn>,
+    @Ctx() ctx: InboxRpcContext,
+  ): Promise<void> {
+    await recordMovement(ctx.manager, message);
+  }
+}
