@@ -44,6 +44,10 @@ export const settlementConfigSchema = baseConfigSchema.extend({
   SETTLEMENT_PERIOD: period.prefault('T+1'),
   /** Periods that differ from SETTLEMENT_PERIOD, per symbol. */
   SETTLEMENT_PERIOD_BY_SYMBOL: periodsBySymbol,
+  /** Trading's base URL: reconciliation reads its balances (GET /trading/balances). */
+  TRADING_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .default('https://127.0.0.1:3001'),
   /** Cycles a trade may fail before it is unwound through the post-trade saga's compensation. */
   SETTLEMENT_MAX_FAILED_CYCLES: z.coerce
     .number({ error: 'must be a whole number from 1 to 100' })

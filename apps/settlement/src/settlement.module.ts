@@ -14,6 +14,7 @@ import { CyclesController } from './cycles/cycles.controller';
 import { SETTLEMENT_CYCLES } from './cycles/cycles.tokens';
 import { LedgerController } from './ledger/ledger.controller';
 import { TradingEventsController } from './obligations/trading-events.controller';
+import { ReconciliationController } from './reconciliation/reconciliation.controller';
 
 @Module({
   imports: [
@@ -26,7 +27,12 @@ import { TradingEventsController } from './obligations/trading-events.controller
       imports: [ClearingQuotaModule],
     }),
   ],
-  controllers: [TradingEventsController, CyclesController, LedgerController],
+  controllers: [
+    TradingEventsController,
+    CyclesController,
+    LedgerController,
+    ReconciliationController,
+  ],
   providers: [
     {
       provide: SETTLEMENT_CYCLES,

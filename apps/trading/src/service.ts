@@ -7,6 +7,7 @@ import { TradingConfig, tradingConfigSchema } from './config';
 import { KillSwitches1765152000000 } from './migrations/kill-switches';
 import { OrderReplace1764288000000 } from './migrations/order-replace';
 import { SessionClose1764374400000 } from './migrations/session-close';
+import { SettledTrades1765411200000 } from './migrations/settled-trades';
 import { TradingTables1764201600000 } from './migrations/trading-tables';
 import { TradingModule } from './trading.module';
 
@@ -22,6 +23,7 @@ export const tradingService: ServiceDefinition<TradingConfig> = {
     OrderReplace1764288000000,
     SessionClose1764374400000,
     KillSwitches1765152000000,
+    SettledTrades1765411200000,
   ],
   transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

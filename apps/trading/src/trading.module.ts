@@ -16,6 +16,8 @@ import { OrderNotifications } from './orders/order-notifications';
 import { OrdersController } from './orders/orders.controller';
 import { OrdersService } from './orders/orders.service';
 import { PlacementDecisions } from './orders/placement-decisions';
+import { BalancesController } from './settlement/balances.controller';
+import { SettlementEventsController } from './settlement/settlement-events.controller';
 
 @Module({
   providers: [OrderFundsBranch, PlacementDecisions],
@@ -44,6 +46,8 @@ class PlacementParticipantsModule {}
     MarketController,
     DocsController,
     KillSwitchController,
+    SettlementEventsController,
+    BalancesController,
   ],
   providers: [AccountsService, OrdersService, MatchingEngine, OrderNotifications],
 })

@@ -68,6 +68,15 @@ test_order_service_may_open_accounts_only if {
 	denied("order-service", "trading-service", "POST", "/trading/accounts/ACC-1")
 }
 
+test_settlement_reads_balances_to_reconcile if {
+	allowed("settlement-service", "trading-service", "GET", "/trading/balances")
+	reason_of("settlement-service", "trading-service", "GET", "/trading/balances") == "allowed by settlement-service:read-balances"
+	denied("settlement-service", "trading-service", "GET", "/trading/balances/x")
+	denied("settlement-service", "trading-service", "POST", "/trading/balances")
+	denied("risk-service", "trading-service", "GET", "/trading/balances")
+	denied("order-service", "trading-service", "GET", "/trading/balances")
+}
+
 test_settlement_posts_deposits_and_withdrawals if {
 	allowed("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/deposits")
 	allowed("settlement-service", "trading-service", "POST", "/trading/accounts/ACC-1/withdrawals")

@@ -189,13 +189,14 @@ export async function invariantViolations(urls: {
     if (found.length > 0) problems.push(`${what}: ${JSON.stringify(found.slice(0, 5))}`);
   };
   // Cash: what was deposited less what was withdrawn is still there (available + frozen + pending
-  // out), per currency.
+  // out), or was paid to the firm as fees of settled trades, per currency.
   await check(
     'cash not conserved',
     urls.trading,
     `SELECT d.asset, d.total, b.held FROM
        (SELECT asset, sum(CASE direction WHEN 'DEPOSIT' THEN amount ELSE -amount END) AS total FROM account_transfers WHERE asset_kind = 'CASH' GROUP BY asset) d
-       JOIN (SELECT currency AS asset, sum(available + frozen + pending_out) AS held FROM cash_balances GROUP BY currency) b USING (asset)
+       JOIN (SELECT currency AS asset, sum(available + frozen + pending_out) AS held FROM cash_balances GROUP BY currency) b0 USING (asset)
+       CROSS JOIN LATERAL (SELECT b0.held + coalesce((SELECT amount FROM fee_income f WHERE f.currency = d.asset), 0) AS held) b
       WHERE d.total <> b.held`,
   );
   await check(
@@ -206,12 +207,13 @@ export async function invariantViolations(urls: {
        JOIN (SELECT symbol AS asset, sum(available + frozen + pending_out) AS held FROM holdings GROUP BY symbol) b USING (asset)
       WHERE d.total <> b.held`,
   );
-  // What buyers owe equals what sellers get plus fees; shares delivered equal shares received.
+  // What buyers of unsettled trades owe equals what sellers get plus fees; shares delivered equal
+  // shares received.
   await check(
     'pending settlement does not match the trades',
     urls.trading,
     `WITH t AS (SELECT currency, symbol, sum(price_minor * quantity) AS value, sum(buyer_fee_minor) AS fees, sum(quantity) AS qty
-                  FROM trades GROUP BY currency, symbol),
+                  FROM trades WHERE settled_at IS NULL AND unwound_at IS NULL GROUP BY currency, symbol),
           cash AS (SELECT currency, sum(pending_out) AS out, sum(pending_in) AS inn FROM cash_balances GROUP BY currency),
           shares AS (SELECT symbol, sum(pending_out) AS out, sum(pending_in) AS inn FROM holdings GROUP BY symbol)
      SELECT 'cash' AS kind, c.currency FROM cash c

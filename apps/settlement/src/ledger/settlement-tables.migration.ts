@@ -96,6 +96,8 @@ export class SettlementTables1765324800000 implements MigrationInterface {
         saga_id           text,
         -- Number of events published for the trade (their aggregate sequence).
         version           integer     NOT NULL DEFAULT 0,
+        -- When trading confirmed it applied the settlement (its first OrderSettled for the trade).
+        trading_settled_at timestamptz,
         created_at        timestamptz NOT NULL DEFAULT clock_timestamp()
       )`);
     await db.query(

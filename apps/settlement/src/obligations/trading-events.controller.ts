@@ -6,6 +6,7 @@ import {
   OrderCancelled,
   OrderExecuted,
   OrderReplaced,
+  OrderSettled,
   SecuritiesDeposited,
   SecuritiesWithdrawn,
 } from '@finance/contracts';
@@ -13,6 +14,7 @@ import { INBOX_KAFKA_TRANSPORT, InboxRpcContext } from '@finance/messaging';
 import { SERVICE_CONFIG } from '@finance/platform';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { confirmSettledInTrading } from '../reconciliation/reconciliation';
 import {
   closeOrder,
   ObligationsConfig,
@@ -47,6 +49,15 @@ export class TradingEventsController {
     @Ctx() ctx: InboxRpcContext,
   ): Promise<void> {
     await replaceOrder(ctx.manager, message.data);
+  }
+
+  /** Trading applied a settled trade: reconciliation stops allowing for it as in flight. */
+  @EventPattern(OrderSettled.type, INBOX_KAFKA_TRANSPORT)
+  async settledInTrading(
+    @Payload() message: MessageOf<typeof OrderSettled>,
+    @Ctx() ctx: InboxRpcContext,
+  ): Promise<void> {
+    await confirmSettledInTrading(ctx.manager, message.data.tradeId, message.data.settledAt);
   }
 
   @EventPattern(

@@ -216,6 +216,14 @@ allowed_by contains "settlement-service:post-transfers" if {
 	destination_matches
 }
 
+# Settlement reconciles its ledger against every account's balances in trading.
+allowed_by contains "settlement-service:read-balances" if {
+	caller == "settlement-service"
+	method == "GET"
+	segments == ["trading", "balances"]
+	destination_matches
+}
+
 # Market data (quotes, depth): the gateway shows it to clients and risk watches prices.
 allowed_by contains "read-market-data" if {
 	caller in {"order-service", "risk-service"}
