@@ -57,6 +57,9 @@ export type { AttemptRecord, SagaSummary } from './orchestrator/saga-store';
 export {
   SagaParticipant,
   type CompensationContext,
+  type DeferredAnswer,
+  type DeferredCompletion,
+  type ExecutionContext,
   type ParticipantOutcome,
   type SagaCommandMessage,
   type SagaParticipantOptions,
@@ -68,10 +71,13 @@ export { StepFailedError } from './participant/errors';
 export {
   ALREADY_COMPENSATED,
   barrierDecision,
+  COMPENSATED_WHILE_PENDING,
   type BarrierDecision,
   type BarrierRecord,
   type BarrierRecords,
+  type PendingRecord,
 } from './participant/barrier-rules';
 export { purgeBarrier, type PurgeOptions } from './participant/barrier-purge';
 export { SagaTables1764028800000 } from './migrations/saga-tables';
+export { SagaDeferredAnswers1765238400000 } from './migrations/saga-deferred-answers';
 export * from './admin/saga-admin';

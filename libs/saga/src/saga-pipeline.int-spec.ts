@@ -15,8 +15,13 @@ import { createTestDatabase, testStack } from '@finance/testing';
 import type { Kafka } from 'kafkajs';
 import type { DataSource } from 'typeorm';
 import { SagaTables1764028800000 } from './migrations/saga-tables';
+import { SagaDeferredAnswers1765238400000 } from './migrations/saga-deferred-answers';
 import { SagaOrchestrator, type SagaDetails } from './orchestrator/saga-orchestrator';
-import type { SagaCommandMessage } from './participant/saga-participant';
+import type {
+  DeferredCompletion,
+  SagaCommandMessage,
+  SagaParticipant,
+} from './participant/saga-participant';
 import {
   orchestratorSide,
   participantSide,
@@ -28,6 +33,7 @@ import {
   effectsOf,
   postTrade,
   postTradeParticipant,
+  postTradeSettledLater,
   SagaTestEffects1764028800001,
   type Scenario,
 } from '../test/post-trade';
@@ -42,6 +48,7 @@ describe('post-trade saga through outbox, Kafka and inbox', () => {
   let orchestratorDb: DataSource;
   let participantDb: DataSource;
   let orchestrator: SagaOrchestrator;
+  let participant: SagaParticipant;
   let topics: ReturnType<typeof sagaTopics>;
   let reader: Kafka;
   const sides: Side[] = [];
@@ -57,7 +64,11 @@ describe('post-trade saga through outbox, Kafka and inbox', () => {
     const prefix = `${stack.topicPrefix}saga-pipeline.`;
     topics = sagaTopics(prefix);
     await ensureTopics(stack.kafkaBrokers, sagaTopicSpecs(prefix));
-    const migrations = [MessagingTables1763769600000, SagaTables1764028800000];
+    const migrations = [
+      MessagingTables1763769600000,
+      SagaTables1764028800000,
+      SagaDeferredAnswers1765238400000,
+    ];
     orchestratorDb = await openDatabase({
       url: (await createTestDatabase('saga_pipeline_orchestrator')).url,
       applicationName: 'saga-orchestrator',
@@ -75,10 +86,11 @@ describe('post-trade saga through outbox, Kafka and inbox', () => {
     orchestrator = new SagaOrchestrator({
       dataSource: orchestratorDb,
       service: 'trading',
-      definitions: [postTrade],
+      definitions: [postTrade, postTradeSettledLater],
       logger,
       topicPrefix: prefix,
     });
+    participant = postTradeParticipant(repairs, prefix);
     const common = { kafka, logger, prefix, onHandled: track };
     sides.push(
       orchestratorSide({
@@ -92,7 +104,7 @@ describe('post-trade saga through outbox, Kafka and inbox', () => {
         ...common,
         dataSource: participantDb,
         group: `saga-participant-${stack.runId}`,
-        participant: postTradeParticipant(repairs, prefix),
+        participant,
         // The scenario's silent step never hears its EXECUTE (its COMPENSATE gets through).
         drop: (command) =>
           command.data.action === 'EXECUTE' &&
@@ -109,15 +121,49 @@ describe('post-trade saga through outbox, Kafka and inbox', () => {
   });
 
   async function run(scenario: Scenario, until = FINAL): Promise<SagaDetails> {
+    return settled(await start('post-trade', scenario), until);
+  }
+
+  async function start(saga: string, scenario: Scenario): Promise<string> {
     const { sagaId } = await orchestrator.start(
-      'post-trade',
+      saga,
       { ...scenario, orderId: 'o-1' },
       {
         correlationId: `trade-${Math.random().toString(36).slice(2)}`,
       },
     );
-    return settled(sagaId, until);
+    return sagaId;
   }
+
+  /** The participant's row for a step's EXECUTE, once it exists. */
+  const executeRow = (sagaId: string, step: string) =>
+    waitFor(
+      `the participant to record ${step} of ${sagaId}`,
+      async () =>
+        (
+          (await participantDb.query(
+            `SELECT outcome, attempt, reason FROM saga_barrier
+              WHERE saga_id = $1 AND step = $2 AND action = 'EXECUTE'`,
+            [sagaId, step],
+          )) as Array<{ outcome: string; attempt: number | null; reason: { code: string } | null }>
+        )[0],
+      (row) => row !== undefined,
+    );
+
+  /** Replies the participant has sent (or will send) for a step. */
+  const repliesOf = async (sagaId: string, step: string, action: string) =>
+    (
+      (await participantDb.query(
+        `SELECT payload->'data' AS data FROM outbox
+          WHERE message_key = $1 AND payload->'data'->>'step' = $2
+            AND payload->'data'->>'action' = $3
+          ORDER BY position`,
+        [sagaId, step, action],
+      )) as Array<{ data: { attempt: number; outcome: string } }>
+    ).map((r) => r.data);
+
+  const completeDeferred = (completion: DeferredCompletion) =>
+    participantDb.transaction((manager) => participant.completeDeferred(manager, completion));
 
   async function settled(sagaId: string, until = FINAL): Promise<SagaDetails> {
     const saga = await waitFor(
@@ -271,6 +317,112 @@ describe('post-trade saga through outbox, Kafka and inbox', () => {
       aggregateId: saga.sagaId,
     });
     expect((await orchestrator.get(saga.sagaId))?.resolution).toMatchObject({ actor: 'ops@desk' });
+  });
+
+  describe('a settlement whose outcome is known only later', () => {
+    const SETTLEMENT = 'process-settlement';
+    const DEFER: Scenario = { defer: SETTLEMENT };
+
+    it('waits without an answer, then completes on the one reply completeDeferred sends', async () => {
+      const sagaId = await start(postTradeSettledLater.name, DEFER);
+      expect(await executeRow(sagaId, SETTLEMENT)).toMatchObject({
+        outcome: 'PENDING',
+        attempt: 1,
+      });
+      expect(await repliesOf(sagaId, SETTLEMENT, 'EXECUTE')).toEqual([]);
+      expect(await orchestrator.get(sagaId)).toMatchObject({
+        status: 'RUNNING',
+        currentStep: SETTLEMENT,
+      });
+
+      const result = { settledOn: '2025-12-11', cycle: 'T+1' };
+      expect(
+        await completeDeferred({ sagaId, step: SETTLEMENT, outcome: 'SUCCEEDED', result }),
+      ).toBe(true);
+      const saga = await settled(sagaId);
+      expect(saga.status).toBe('COMPLETED');
+      expect(saga.steps.find((s) => s.name === SETTLEMENT)?.result).toEqual(result);
+      expect(
+        saga.attempts.filter((a) => a.step === SETTLEMENT).map((a) => [a.attempt, a.outcome]),
+      ).toEqual([[1, 'SUCCEEDED']]);
+      expect(await repliesOf(sagaId, SETTLEMENT, 'EXECUTE')).toMatchObject([
+        { attempt: 1, outcome: 'SUCCEEDED', result },
+      ]);
+      expect(await effectsOf(participantDb, sagaId)).toEqual([
+        { step: 'create-order', action: 'EXECUTE' },
+        { step: 'validate-risk', action: 'EXECUTE' },
+        { step: SETTLEMENT, action: 'EXECUTE' },
+        { step: 'compliance-check', action: 'EXECUTE' },
+      ]);
+    });
+
+    it('answered FAILED: the earlier steps are compensated in reverse order and the saga ends COMPENSATED', async () => {
+      const sagaId = await start(postTradeSettledLater.name, DEFER);
+      await executeRow(sagaId, SETTLEMENT);
+      const reason = { code: 'SETTLEMENT_FAILED', message: 'counterparty did not deliver' };
+      expect(await completeDeferred({ sagaId, step: SETTLEMENT, outcome: 'FAILED', reason })).toBe(
+        true,
+      );
+      const saga = await settled(sagaId);
+      expect(saga).toMatchObject({ status: 'COMPENSATED', failure: { step: SETTLEMENT, reason } });
+      expect(saga.steps.map((s) => s.status)).toEqual([
+        'COMPENSATED',
+        'COMPENSATED',
+        'FAILED',
+        'PENDING',
+      ]);
+      // The failed step itself is not compensated: its answer came with its effect undone.
+      expect(saga.attempts.filter((a) => a.action === 'COMPENSATE').map((a) => a.step)).toEqual([
+        'validate-risk',
+        'create-order',
+      ]);
+      expect(await effectsOf(participantDb, sagaId)).toEqual([
+        { step: 'create-order', action: 'EXECUTE' },
+        { step: 'validate-risk', action: 'EXECUTE' },
+        { step: SETTLEMENT, action: 'EXECUTE' },
+        { step: 'validate-risk', action: 'COMPENSATE' },
+        { step: 'create-order', action: 'COMPENSATE' },
+      ]);
+    });
+
+    it('pending past all its attempts: compensated while pending, and the answer known afterwards is a no-op', async () => {
+      // post-trade gives settlement 3 attempts of 1.5 s: the retries reach the pending step.
+      const saga = await settled(await start(postTrade.name, DEFER));
+      expect(saga).toMatchObject({
+        status: 'COMPENSATED',
+        failure: { step: SETTLEMENT, reason: { code: 'STEP_TIMED_OUT' } },
+      });
+      expect(
+        saga.attempts
+          .filter((a) => a.step === SETTLEMENT)
+          .map((a) => [a.action, a.attempt, a.outcome]),
+      ).toEqual([
+        ['EXECUTE', 1, 'TIMED_OUT'],
+        ['EXECUTE', 2, 'TIMED_OUT'],
+        ['EXECUTE', 3, 'TIMED_OUT'],
+        ['COMPENSATE', 1, 'SUCCEEDED'],
+      ]);
+      // Executed once whatever the retries, undone once, knowing it was pending.
+      expect(await effectsOf(participantDb, saga.sagaId)).toEqual([
+        { step: 'create-order', action: 'EXECUTE' },
+        { step: 'validate-risk', action: 'EXECUTE' },
+        { step: SETTLEMENT, action: 'EXECUTE' },
+        { step: SETTLEMENT, action: 'COMPENSATE_PENDING' },
+        { step: 'validate-risk', action: 'COMPENSATE' },
+        { step: 'create-order', action: 'COMPENSATE' },
+      ]);
+      // Each retry moved the answer to its attempt, until the compensation closed the step.
+      expect(await executeRow(saga.sagaId, SETTLEMENT)).toEqual({
+        outcome: 'FAILED',
+        attempt: 3,
+        reason: expect.objectContaining({ code: 'SAGA_STEP_COMPENSATED_WHILE_PENDING' }),
+      });
+      expect(
+        await completeDeferred({ sagaId: saga.sagaId, step: SETTLEMENT, outcome: 'SUCCEEDED' }),
+      ).toBe(false);
+      expect(await repliesOf(saga.sagaId, SETTLEMENT, 'EXECUTE')).toEqual([]);
+      expect((await orchestrator.get(saga.sagaId))?.version).toBe(saga.version);
+    });
   });
 
   it('redelivered and re-sent commands and replies have no second effect', async () => {

@@ -1,7 +1,7 @@
 // The post-trade saga as the integration tests run it (short timeouts), and participant handlers
 // whose effects are rows in `effects`, so a test can count exactly what ran and in which order.
 import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
-import { defineSaga } from '../src/definition/define-saga';
+import { defineSaga, type StepDefinitionInput } from '../src/definition/define-saga';
 import { StepFailedError } from '../src/participant/errors';
 import { SagaParticipant, type StepContext } from '../src/participant/saga-participant';
 
@@ -20,30 +20,43 @@ export interface Scenario {
   brokenCompensation?: string;
   /** Step whose EXECUTE commands the test's consumer drops, so it never answers. */
   silent?: string;
+  /** Step whose EXECUTE takes effect and defers its answer until the test gives it. */
+  defer?: string;
 }
+
+const POST_TRADE_STEP_DEFINITIONS: StepDefinitionInput<(typeof POST_TRADE_STEPS)[number]>[] = [
+  { name: 'create-order', participant: 'trading', timeoutMs: 1_500, maxAttempts: 3 },
+  { name: 'validate-risk', participant: 'risk', timeoutMs: 1_500, maxAttempts: 3 },
+  {
+    name: 'process-settlement',
+    participant: 'settlement',
+    timeoutMs: 1_500,
+    maxAttempts: 3,
+    maxCompensationAttempts: 3,
+  },
+  // A read-only check: nothing to undo.
+  {
+    name: 'compliance-check',
+    participant: 'compliance',
+    timeoutMs: 1_500,
+    maxAttempts: 3,
+    compensate: false,
+  },
+];
 
 export const postTrade = defineSaga({
   name: 'post-trade',
   backoff: { initialMs: 100, maxMs: 400 },
-  steps: [
-    { name: 'create-order', participant: 'trading', timeoutMs: 1_500, maxAttempts: 3 },
-    { name: 'validate-risk', participant: 'risk', timeoutMs: 1_500, maxAttempts: 3 },
-    {
-      name: 'process-settlement',
-      participant: 'settlement',
-      timeoutMs: 1_500,
-      maxAttempts: 3,
-      maxCompensationAttempts: 3,
-    },
-    // A read-only check: nothing to undo.
-    {
-      name: 'compliance-check',
-      participant: 'compliance',
-      timeoutMs: 1_500,
-      maxAttempts: 3,
-      compensate: false,
-    },
-  ],
+  steps: POST_TRADE_STEP_DEFINITIONS,
+});
+
+/** The same flow with settlement waiting for its cycle: a test answers it long before it times out. */
+export const postTradeSettledLater = defineSaga({
+  name: 'post-trade-settled-later',
+  backoff: { initialMs: 100, maxMs: 400 },
+  steps: POST_TRADE_STEP_DEFINITIONS.map((step) =>
+    step.name === 'process-settlement' ? { ...step, timeoutMs: 120_000 } : step,
+  ),
 });
 
 export class SagaTestEffects1764028800001 implements MigrationInterface {
@@ -79,24 +92,29 @@ export function postTradeParticipant(
       'INSERT INTO effects (saga_id, step, action, attempt) VALUES ($1, $2, $3, $4)',
       [ctx.sagaId, ctx.step, action, ctx.attempt],
     );
-  for (const step of POST_TRADE_STEPS) {
-    participant.register(postTrade, step, {
-      async execute(ctx) {
-        // Written before the refusal so the test sees the savepoint undo it.
-        await record(ctx, 'EXECUTE');
-        if ((ctx.payload as Scenario).fail === step) {
-          throw new StepFailedError('TEST_REFUSED', `${step} refused by the test scenario`);
-        }
-        return { step, by: 'test' };
-      },
-      async compensate(ctx) {
-        await record(ctx, 'COMPENSATE');
-        const scenario = ctx.payload as Scenario;
-        if (scenario.brokenCompensation === step && !repairs.has(ctx.sagaId)) {
-          throw new StepFailedError('TEST_UNDO_BROKEN', `${step} cannot be undone yet`);
-        }
-      },
-    });
+  for (const definition of [postTrade, postTradeSettledLater]) {
+    for (const step of POST_TRADE_STEPS) {
+      participant.register(definition, step, {
+        async execute(ctx) {
+          // Written before the refusal so the test sees the savepoint undo it.
+          await record(ctx, 'EXECUTE');
+          const scenario = ctx.payload as Scenario;
+          if (scenario.fail === step) {
+            throw new StepFailedError('TEST_REFUSED', `${step} refused by the test scenario`);
+          }
+          if (scenario.defer === step) return ctx.defer();
+          return { step, by: 'test' };
+        },
+        async compensate(ctx) {
+          // Tells apart the undo of a step whose answer was still pending.
+          await record(ctx, ctx.pending ? 'COMPENSATE_PENDING' : 'COMPENSATE');
+          const scenario = ctx.payload as Scenario;
+          if (scenario.brokenCompensation === step && !repairs.has(ctx.sagaId)) {
+            throw new StepFailedError('TEST_UNDO_BROKEN', `${step} cannot be undone yet`);
+          }
+        },
+      });
+    }
   }
   return participant;
 }

@@ -7,6 +7,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import type { DataSource } from 'typeorm';
 import { postTrade } from '../../test/post-trade';
 import { SagaTables1764028800000 } from '../migrations/saga-tables';
+import { SagaDeferredAnswers1765238400000 } from '../migrations/saga-deferred-answers';
 import { SagaOrchestrator } from '../orchestrator/saga-orchestrator';
 import { SagaAdminModule } from './saga-admin';
 
@@ -21,7 +22,11 @@ describe('saga operator API', () => {
       url,
       applicationName: 'saga-admin-test',
       poolSize: 4,
-      migrations: [MessagingTables1763769600000, SagaTables1764028800000],
+      migrations: [
+        MessagingTables1763769600000,
+        SagaTables1764028800000,
+        SagaDeferredAnswers1765238400000,
+      ],
     });
     orchestrator = new SagaOrchestrator({
       dataSource: db,

@@ -1,6 +1,7 @@
-// Property: whatever the network does to commands and replies (reorder, duplicate, drop), a saga
-// driven by the pure logic against participants following the barrier rules ends COMPLETED,
-// COMPENSATED or PARKED, and compensates only steps that ran, in reverse order, at most once each.
+// Property: whatever the network does to commands and replies (reorder, duplicate, drop), and
+// whenever a deferred step gets its answer, a saga driven by the pure logic against participants
+// following the barrier rules ends COMPLETED, COMPENSATED or PARKED, and compensates only steps that
+// ran, in reverse order, at most once each.
 import fc from 'fast-check';
 import { defineSaga, type SagaDefinition } from '../definition/define-saga';
 import { barrierDecision, type BarrierRecords } from '../participant/barrier-rules';
@@ -11,13 +12,20 @@ interface StepScenario {
   maxAttempts: number;
   maxCompensationAttempts: number;
   compensate: boolean;
-  /** What the participant answers to the step's EXECUTE. */
-  executes: 'ok' | 'fail';
+  /**
+   * What the participant answers to the step's EXECUTE; `defer-*`: it takes effect, answers later
+   * and, if that answer is FAILED, undoes its effect when it gives it.
+   */
+  executes: Executes;
   /** How many COMPENSATE runs fail (business failure) before one succeeds. */
   compensationFailures: number;
 }
 
+type Executes = 'ok' | 'fail' | 'defer-ok' | 'defer-fail';
+
 type Op =
+  /** The outcome of a deferred step becomes known. */
+  | { op: 'complete'; pick: number }
   | { op: 'deliver'; pick: number }
   | { op: 'duplicate'; pick: number }
   | { op: 'drop'; pick: number }
@@ -31,7 +39,7 @@ const stepArb: fc.Arbitrary<StepScenario> = fc.record({
   maxAttempts: fc.integer({ min: 1, max: 3 }),
   maxCompensationAttempts: fc.integer({ min: 1, max: 3 }),
   compensate: fc.boolean(),
-  executes: fc.constantFrom<'ok' | 'fail'>('ok', 'ok', 'ok', 'fail'),
+  executes: fc.constantFrom<Executes>('ok', 'ok', 'ok', 'fail', 'defer-ok', 'defer-fail'),
   compensationFailures: fc.integer({ min: 0, max: 4 }),
 });
 
@@ -40,6 +48,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('duplicate' as const), pick: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('drop' as const), pick: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), advance: fc.nat(40) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('complete' as const), pick: fc.nat(20) }) },
 );
 
 const TIMEOUT_MS = 10;
@@ -88,12 +97,19 @@ function simulate(steps: StepScenario[], ops: Op[]): Run {
     }
   };
 
+  const answer = (
+    step: number,
+    action: 'EXECUTE' | 'COMPENSATE',
+    attempt: number,
+    outcome: StepReply['outcome'],
+  ) => network.push({ kind: 'reply', reply: { step: `s${step}`, action, attempt, outcome } });
+
   // The participant: the library's barrier rules around a handler that records its effects.
   const participant = (command: Extract<Message, { kind: 'command' }>) => {
     const records = barrier[command.step];
-    const decision = barrierDecision(command.action, records);
+    const decision = barrierDecision(command.action, records, command.attempt);
+    const executes = steps[command.step].executes;
     let outcome: StepReply['outcome'];
-    const key = command.action === 'EXECUTE' ? 'execute' : 'compensate';
     switch (decision.kind) {
       case 'replay':
         outcome = decision.record.outcome;
@@ -106,30 +122,51 @@ function simulate(steps: StepScenario[], ops: Op[]): Run {
         outcome = 'SUCCEEDED';
         records.compensate = { outcome };
         break;
+      case 'hold':
+        // Nothing runs and nothing is sent; the answer will go out for the newest attempt.
+        if (decision.newerAttempt)
+          records.execute = { outcome: 'PENDING', attempt: command.attempt };
+        return;
       case 'run':
+      case 'compensate-pending':
         if (command.action === 'EXECUTE') {
-          outcome = steps[command.step].executes === 'ok' ? 'SUCCEEDED' : 'FAILED';
+          if (executes === 'defer-ok' || executes === 'defer-fail') {
+            run.applied.push({ step: command.step, action: 'EXECUTE' });
+            records.execute = { outcome: 'PENDING', attempt: command.attempt };
+            return;
+          }
+          outcome = executes === 'ok' ? 'SUCCEEDED' : 'FAILED';
           if (outcome === 'SUCCEEDED') run.applied.push({ step: command.step, action: 'EXECUTE' });
-          records[key] = { outcome };
+          records.execute = { outcome };
         } else if (failuresLeft[command.step] > 0) {
           failuresLeft[command.step] -= 1;
           outcome = 'FAILED'; // not recorded: a retry runs the compensation again
         } else {
           outcome = 'SUCCEEDED';
           run.applied.push({ step: command.step, action: 'COMPENSATE' });
-          records[key] = { outcome };
+          records.compensate = { outcome };
+          // Undone while pending: its deferred answer can no longer be given.
+          if (decision.kind === 'compensate-pending') records.execute = { outcome: 'FAILED' };
         }
         break;
     }
-    network.push({
-      kind: 'reply',
-      reply: {
-        step: `s${command.step}`,
-        action: command.action,
-        attempt: command.attempt,
-        outcome,
-      },
-    });
+    answer(command.step, command.action, command.attempt, outcome);
+  };
+
+  // The deferred outcome of a step becomes known: answered only if the step is still pending.
+  const pendingSteps = () =>
+    barrier.flatMap((r, step) => (r.execute?.outcome === 'PENDING' ? [step] : []));
+  const complete = (step: number) => {
+    const pending = barrier[step].execute;
+    if (pending?.outcome !== 'PENDING') return;
+    const outcome = steps[step].executes === 'defer-ok' ? 'SUCCEEDED' : 'FAILED';
+    // A FAILED answer comes with the effect undone in the same transaction. A step declared without
+    // compensation has nothing to undo; the saga may have given up on it and finished long before.
+    if (outcome === 'FAILED' && steps[step].compensate) {
+      run.applied.push({ step, action: 'COMPENSATE' });
+    }
+    barrier[step].execute = { outcome };
+    answer(step, 'EXECUTE', pending.attempt, outcome);
   };
 
   const deliver = (message: Message) => {
@@ -144,17 +181,26 @@ function simulate(steps: StepScenario[], ops: Op[]): Run {
       take(decide(definition, run.state, { type: 'TimePassed', now }));
       continue;
     }
+    if (op.op === 'complete') {
+      const pending = pendingSteps();
+      if (pending.length > 0) complete(pending[op.pick % pending.length]);
+      continue;
+    }
     if (network.length === 0) continue;
     const index = op.pick % network.length;
     const message = network[index];
     if (op.op !== 'duplicate') network.splice(index, 1);
     if (op.op !== 'drop') deliver(message);
   }
-  // Then a calm network: everything in flight arrives in order, and time goes on.
+  // Then a calm network: everything in flight arrives in order, pending outcomes become known, and
+  // time goes on.
   for (let guard = 0; guard < 10_000; guard++) {
     const message = network.shift();
+    const pending = pendingSteps();
     if (message) {
       deliver(message);
+    } else if (pending.length > 0) {
+      complete(pending[0]);
     } else if (run.state.status === 'RUNNING' || run.state.status === 'COMPENSATING') {
       now += TIMEOUT_MS;
       take(decide(definition, run.state, { type: 'TimePassed', now }));
@@ -250,7 +296,10 @@ describe('saga under a hostile network (property)', () => {
     fc.assert(
       fc.property(
         fc.array(
-          stepArb.map((s) => ({ ...s, executes: 'ok' as const })),
+          stepArb.map((s) => ({
+            ...s,
+            executes: s.executes.startsWith('defer') ? ('defer-ok' as const) : ('ok' as const),
+          })),
           { minLength: 1, maxLength: 5 },
         ),
         fc.array(

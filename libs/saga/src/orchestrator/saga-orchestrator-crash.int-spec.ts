@@ -11,6 +11,7 @@ import {
 } from '@finance/testing';
 import type { DataSource } from 'typeorm';
 import { SagaTables1764028800000 } from '../migrations/saga-tables';
+import { SagaDeferredAnswers1765238400000 } from '../migrations/saga-deferred-answers';
 import { participantSide, sagaTopicSpecs, type Side } from '../../test/pipeline';
 import {
   effectsOf,
@@ -47,7 +48,11 @@ describe('orchestrator killed mid-saga', () => {
       url: orchestratorUrl,
       applicationName: 'saga-crash-test',
       poolSize: 4,
-      migrations: [MessagingTables1763769600000, SagaTables1764028800000],
+      migrations: [
+        MessagingTables1763769600000,
+        SagaTables1764028800000,
+        SagaDeferredAnswers1765238400000,
+      ],
     });
     participantDb = await openDatabase({
       url: (await createTestDatabase('saga_crash_participant')).url,
@@ -56,6 +61,7 @@ describe('orchestrator killed mid-saga', () => {
       migrations: [
         MessagingTables1763769600000,
         SagaTables1764028800000,
+        SagaDeferredAnswers1765238400000,
         SagaTestEffects1764028800001,
       ],
     });

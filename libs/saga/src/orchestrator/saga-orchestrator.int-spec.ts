@@ -6,6 +6,7 @@ import { createLogger, openDatabase } from '@finance/platform';
 import { createTestDatabase } from '@finance/testing';
 import type { DataSource } from 'typeorm';
 import { SagaTables1764028800000 } from '../migrations/saga-tables';
+import { SagaDeferredAnswers1765238400000 } from '../migrations/saga-deferred-answers';
 import { SagaIdConflictError, SagaNotFoundError, SagaStateError } from '../errors';
 import type { SagaReplyMessage } from '../participant/saga-participant';
 import { postTrade } from '../../test/post-trade';
@@ -34,7 +35,11 @@ describe('saga orchestrator (database)', () => {
       url,
       applicationName: 'saga-orchestrator-test',
       poolSize: 8,
-      migrations: [MessagingTables1763769600000, SagaTables1764028800000],
+      migrations: [
+        MessagingTables1763769600000,
+        SagaTables1764028800000,
+        SagaDeferredAnswers1765238400000,
+      ],
     });
     orchestrator = new SagaOrchestrator({
       dataSource: db,

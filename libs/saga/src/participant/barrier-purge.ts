@@ -22,12 +22,16 @@ export async function purgeBarrier(dataSource: DataSource, options: PurgeOptions
   const before = new Date((options.now ?? Date.now()) - options.olderThanMs).toISOString();
   let total = 0;
   for (;;) {
-    // Rows of a saga still open in this database stay whatever their age.
+    // Rows of a saga still open in this database stay whatever their age, and so does a step whose
+    // answer is still pending (its EXECUTE would run again). A deferred answer ages from when it
+    // was given.
     const [{ n }] = (await dataSource.query(
       `WITH doomed AS (
          SELECT b.saga_id, b.step, b.action
            FROM saga_barrier b
           WHERE b.created_at < $1
+            AND b.outcome <> 'PENDING'
+            AND (b.answered_at IS NULL OR b.answered_at < $1)
             AND NOT EXISTS (SELECT 1 FROM saga_instances s
                              WHERE s.saga_id = b.saga_id AND s.finished_at IS NULL)
           ORDER BY b.created_at

@@ -7,6 +7,7 @@ import { openDatabase } from '@finance/platform';
 import { createTestDatabase } from '@finance/testing';
 import type { DataSource } from 'typeorm';
 import { SagaTables1764028800000 } from '../migrations/saga-tables';
+import { SagaDeferredAnswers1765238400000 } from '../migrations/saga-deferred-answers';
 import {
   effectsOf,
   postTrade,
@@ -67,6 +68,7 @@ describe('saga participant barrier', () => {
       migrations: [
         MessagingTables1763769600000,
         SagaTables1764028800000,
+        SagaDeferredAnswers1765238400000,
         SagaTestEffects1764028800001,
       ],
     });
