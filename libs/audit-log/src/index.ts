@@ -6,6 +6,7 @@ export * from './export-format';
 export * from './record';
 export * from './store/audit-log.migration';
 export * from './store/audit-log.store';
+export * from './store/audit-metrics';
 export * from './store/audit-retention.migration';
 export * from './verify/audit-verification';
 export * from './verify/export-verifier';

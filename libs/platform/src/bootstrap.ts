@@ -7,6 +7,7 @@ import type { CustomTransportStrategy } from '@nestjs/microservices';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { ServiceName } from '@finance/contracts';
+import { shutdownTracing, tracingStatus } from '@finance/observability';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
@@ -29,7 +30,12 @@ import {
 } from './identity';
 import { KafkaProbe } from './kafka-probe';
 import { createLogger, NestPinoLogger } from './logger';
-import { enableDefaultMetrics, MetricsController, tlsHandshakeFailures } from './metrics';
+import {
+  enableDefaultMetrics,
+  MetricsController,
+  observeHttpRequests,
+  tlsHandshakeFailures,
+} from './metrics';
 import { ProblemDetailsFilter } from './problem-details';
 import { mutualTlsServerOptions } from './tls';
 
@@ -143,6 +149,7 @@ export async function createService<C extends BaseConfig>(
       }),
       { logger: new NestPinoLogger(logger), abortOnError: false },
     );
+    observeHttpRequests(app.getHttpAdapter().getInstance());
     try {
       app.get(AUTHORIZATION_GUARD, { strict: false });
     } catch {
@@ -221,11 +228,13 @@ export async function runService<C extends BaseConfig>(
 
   const { logger, config, identity } = handle;
   const scheme = identity.transport.mode === 'mutual-tls' ? 'https' : 'http';
+  const tracing = tracingStatus();
   logger.info(
     {
       url: `${scheme}://${config.HOST}:${config.PORT}`,
       principal: identity.principal,
       transport: identity.transport.mode,
+      tracing: tracing.enabled ? tracing.exporters.join(',') : 'off',
       ...(identity.transport.mode === 'mutual-tls'
         ? { certificateExpires: identity.transport.notAfter.toISOString() }
         : {}),
@@ -243,16 +252,25 @@ export async function runService<C extends BaseConfig>(
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_MS);
     deadline.unref();
-    handle.close().then(
-      () => {
-        logger.info('shutdown complete');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    handle
+      .close()
+      .then(
+        () => {
+          logger.info('shutdown complete');
+          return 0;
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          return 1;
+        },
+      )
+      // The spans of the last requests are still buffered in the exporter.
+      .then(async (code) => {
+        await shutdownTracing().catch((error: unknown) =>
+          logger.warn({ err: error }, 'flushing traces failed'),
+        );
+        process.exit(code);
+      });
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -1,4 +1,5 @@
 // Service configuration read from the environment and validated once, at start-up.
+import { tracingEnvShape } from '@finance/observability';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -58,6 +59,8 @@ export const baseConfigSchema = z
     /** The OPA server (the sidecar in the mesh) that decides every request; no default on purpose. */
     OPA_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
     OPA_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(500),
+    // Tracing (OTEL_TRACES_EXPORTER and the rest), read before anything else by startTracing.
+    ...tracingEnvShape,
   })
   .superRefine(
     (config, ctx) => {

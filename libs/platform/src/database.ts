@@ -1,4 +1,11 @@
 // The service's own PostgreSQL database through TypeORM: connect with clear errors, migrate under a lock.
+import type {
+  EntityManager,
+  EntitySubscriberInterface,
+  QueryRunner,
+  TransactionCommitEvent,
+  TransactionRollbackEvent,
+} from 'typeorm';
 import { DataSource, EntitySchema, MixedList } from 'typeorm';
 import { StartupError } from './errors';
 
@@ -103,4 +110,52 @@ export async function openDatabase(options: DatabaseOptions): Promise<DataSource
     await dataSource.destroy();
     throw error;
   }
+}
+
+// Callbacks waiting for their transaction (its query runner) to commit, with the savepoint depth
+// they were registered at: rolling back a savepoint drops what was registered inside it.
+const pending = new WeakMap<QueryRunner, Array<{ depth: number; run: () => void }>>();
+const subscribed = new WeakSet<DataSource>();
+
+function depth(runner: QueryRunner): number {
+  // TypeORM keeps the savepoint depth in a protected field; 0 once the outermost one ended.
+  return (runner as unknown as { transactionDepth?: number }).transactionDepth ?? 0;
+}
+
+class AfterCommit implements EntitySubscriberInterface {
+  afterTransactionCommit({ queryRunner }: TransactionCommitEvent): void {
+    if (depth(queryRunner) > 0) return; // a savepoint released, the transaction goes on
+    const callbacks = pending.get(queryRunner);
+    pending.delete(queryRunner);
+    for (const callback of callbacks ?? []) callback.run();
+  }
+
+  afterTransactionRollback({ queryRunner }: TransactionRollbackEvent): void {
+    const callbacks = pending.get(queryRunner);
+    if (!callbacks) return;
+    const left = callbacks.filter((callback) => callback.depth <= depth(queryRunner));
+    if (left.length > 0) pending.set(queryRunner, left);
+    else pending.delete(queryRunner);
+  }
+}
+
+/**
+ * Runs `run` once the caller's transaction commits, and never if it rolls back: for effects outside
+ * the database that must match what committed, such as counting business events in metrics.
+ * Outside a transaction it runs at once. `run` must not throw.
+ */
+export function afterCommit(manager: EntityManager, run: () => void): void {
+  const runner = manager.queryRunner;
+  if (!runner?.isTransactionActive) {
+    run();
+    return;
+  }
+  if (!subscribed.has(runner.connection)) {
+    runner.connection.subscribers.push(new AfterCommit());
+    subscribed.add(runner.connection);
+  }
+  const callbacks = pending.get(runner);
+  const entry = { depth: depth(runner), run };
+  if (callbacks) callbacks.push(entry);
+  else pending.set(runner, [entry]);
 }

@@ -1,4 +1,6 @@
-// JSON logs on stdout (pino), plus the adapter Nest uses for its own messages.
+// JSON logs on stdout (pino), plus the adapter Nest uses for its own messages. A line written
+// inside a traced request or message carries its trace_id and span_id.
+import { traceLogFields } from '@finance/observability';
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
 
@@ -10,6 +12,7 @@ export function createLogger(service: string, level: string): Logger {
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin: traceLogFields,
   });
 }
 

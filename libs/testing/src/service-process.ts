@@ -43,6 +43,8 @@ export interface LaunchOptions {
   detached?: boolean;
   /** Extra Node options before the script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** TypeScript files of the repository required before the script (after the TS loader). */
+  preload?: string[];
 }
 
 export interface ServiceLaunchOptions extends LaunchOptions {
@@ -90,6 +92,8 @@ export function launchService(name: string, options: ServiceLaunchOptions): Serv
   }
   const script = launchNodeScript(join('apps', name, 'src', 'main.ts'), {
     ...options,
+    // Tracing starts before the service loads anything (it stays off unless OTEL_TRACES_EXPORTER says).
+    preload: [TRACING_PRELOAD, ...(options.preload ?? [])],
     env: { ...tlsEnv, ...options.env, PORT: String(options.port) },
   });
   const url = `${mesh ? 'http' : 'https'}://${host}:${options.port}`;
@@ -107,6 +111,9 @@ export function launchService(name: string, options: ServiceLaunchOptions): Serv
   };
 }
 
+/** The preload that starts a service's tracing (see libs/observability). */
+export const TRACING_PRELOAD = join('libs', 'observability', 'src', 'preload.ts');
+
 export type ScriptProcess = Omit<ServiceProcess, 'name' | 'url' | 'request'>;
 
 /** Runs a TypeScript file of the repository (path relative to its root) as a Node process. */
@@ -115,7 +122,13 @@ export function launchNodeScript(
   options: Omit<LaunchOptions, 'port'>,
 ): ScriptProcess {
   const root = repoRoot();
-  const args = [...(options.nodeArgs ?? []), '-r', '@swc-node/register', file];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    '-r',
+    '@swc-node/register',
+    ...(options.preload ?? []).flatMap((preload) => ['-r', join(root, preload)]),
+    file,
+  ];
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, ...options.env, SWC_NODE_PROJECT: join(root, 'tsconfig.json') },

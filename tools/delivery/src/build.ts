@@ -81,7 +81,8 @@ export async function buildService(service: ServiceName): Promise<BuildResult> {
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, `${code}\n//# sourceMappingURL=${target.split('/').pop()}.map\n`);
     if (map) await writeFile(`${target}.map`, map);
-    for (const [, specifier] of code.matchAll(/require\("([^"]+)"\)/g)) {
+    // Imports compile to require("…"); a lazy require('…') in the source keeps its quotes.
+    for (const [, , specifier] of code.matchAll(/require\((["'])([^"']+)\1\)/g)) {
       if (specifier.startsWith('.')) {
         const source = resolveSource(file, specifier);
         if (!seen.has(source)) {
@@ -94,9 +95,17 @@ export async function buildService(service: ServiceName): Promise<BuildResult> {
     }
   }
   const entry = entrypoint(service);
+  // Tracing starts first (off unless OTEL_TRACES_EXPORTER says): its instrumentations patch
+  // modules as they load. The service's own code reaches the observability library already.
+  const observability = join(ROOT, 'libs', 'observability', 'src', 'index.ts');
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  if (!seen.has(observability)) throw new Error(`${service} does not reach ${observability}`);
   await writeFile(
     entry,
     `// Entrypoint of the ${service} image, written by tools/delivery/src/build.ts.\n` +
+      `require('./${relative(ROOT, observability).replace(/\.ts$/, '.js')}').startTracingOrExit('${service}', '${version}');\n` +
       `require('./${relative(ROOT, main).replace(/\.ts$/, '.js')}');\n`,
   );
   return { service, entrypoint: entry, files: seen.size, packages: [...packages].sort() };

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { backoffDelay, RetryPolicy, retryPolicy } from './backoff';
+import { ConsumerMetrics, consumerMetrics } from './consumer-metrics';
 import {
   ConsumerStoppingError,
   describeError,
@@ -132,6 +133,8 @@ export class InboxConsumer<M extends Envelope = Envelope> {
   private readonly retry: RetryPolicy;
   private readonly log: Logger;
   private readonly tracer = consumerTracer();
+  private readonly metrics: ConsumerMetrics = consumerMetrics();
+  private untrack?: () => Promise<void>;
   private readonly maxTransactionSize: number;
   private readonly stopRequested = new AbortController();
   private state: InboxConsumerState = 'idle';
@@ -180,6 +183,13 @@ export class InboxConsumer<M extends Envelope = Envelope> {
     this.starting = this.connectAndRun().then(
       () => {
         this.state = 'running';
+        this.untrack = this.metrics.track({
+          group: this.name,
+          topics: this.options.topics,
+          kafka: this.options.kafka,
+          deadLetter: this.options.deadLetter ?? defaultDeadLetterTopic,
+          logger: this.log,
+        });
       },
       async (error: unknown) => {
         this.state = 'stopped';
@@ -246,7 +256,9 @@ export class InboxConsumer<M extends Envelope = Envelope> {
   }
 
   private async disconnectAll(): Promise<void> {
-    await Promise.allSettled([this.consumer.disconnect(), this.producer.disconnect()]);
+    const untrack = this.untrack;
+    this.untrack = undefined;
+    await Promise.allSettled([this.consumer.disconnect(), this.producer.disconnect(), untrack?.()]);
   }
 
   // One partition's batch, in order, as steps: a run of recordable messages (one transaction
@@ -442,6 +454,7 @@ export class InboxConsumer<M extends Envelope = Envelope> {
             'messaging.kafka.offset': Number(record.offset),
             'messaging.message.id': classified.eventId,
             'finance.message.type': classified.type,
+            'finance.correlation_id': classified.message.metadata.correlationId,
           },
           () => this.options.handle(classified.message, ctx),
         );
@@ -490,6 +503,7 @@ export class InboxConsumer<M extends Envelope = Envelope> {
           : 'message version newer than this build; skipped',
       );
     }
+    this.metrics.messages.inc({ consumer: this.name, topic: source.topic, outcome });
     await this.notify({ consumer: this.name, ...where, outcome, failures });
   }
 
@@ -528,6 +542,11 @@ export class InboxConsumer<M extends Envelope = Envelope> {
     }
     const where = this.where(source, item);
     this.log.error({ ...where, deadLetterTopic: topic, error }, 'message dead-lettered');
+    this.metrics.messages.inc({
+      consumer: this.name,
+      topic: source.topic,
+      outcome: 'dead-lettered',
+    });
     await this.notify({ consumer: this.name, ...where, outcome: 'dead-lettered', failures, error });
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
+import { startSendSpans } from './publish-tracing';
 
 export interface OutboxRelayOptions {
   dataSource: DataSource;
@@ -265,7 +266,17 @@ export class OutboxRelay {
         if (seen) for (const row of rows) seen(BigInt(row.position));
         const pending = rows.filter((row) => !row.published);
         if (pending.length === 0) continue;
-        await producer.sendBatch({ acks: -1, topicMessages: groupByTopic(pending) });
+        const spans = startSendSpans(pending);
+        try {
+          await producer.sendBatch({
+            acks: -1,
+            topicMessages: groupByTopic(pending, spans.headers),
+          });
+          spans.end();
+        } catch (error) {
+          spans.end(error);
+          throw error;
+        }
         await this.options.afterSend?.(pending.length);
         await marking; // at most one batch is sent but not yet marked
         marking = this.mark(pending);
@@ -362,13 +373,16 @@ export class OutboxRelay {
 }
 
 // Rows keep their outbox order inside each topic, which keeps per-key order inside each partition.
-function groupByTopic(rows: OutboxRow[]): Array<{ topic: string; messages: Message[] }> {
+function groupByTopic(
+  rows: OutboxRow[],
+  headers: ReadonlyArray<Record<string, string>>,
+): Array<{ topic: string; messages: Message[] }> {
   const byTopic = new Map<string, Message[]>();
-  for (const row of rows) {
+  rows.forEach((row, i) => {
     let messages = byTopic.get(row.topic);
     if (!messages) byTopic.set(row.topic, (messages = []));
-    messages.push({ key: row.message_key, value: row.payload, headers: row.headers });
-  }
+    messages.push({ key: row.message_key, value: row.payload, headers: headers[i] });
+  });
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 

@@ -15,10 +15,19 @@ import {
   TccTry,
   uuidv7,
 } from '@finance/contracts';
-import { createEnvelope, enqueueOutbox, OutboxMessage, routeMessage } from '@finance/messaging';
+import {
+  createEnvelope,
+  currentTraceContext,
+  enqueueOutbox,
+  extractTraceContext,
+  OutboxMessage,
+  routeMessage,
+} from '@finance/messaging';
+import { afterCommit } from '@finance/platform';
+import { Context, context, propagation } from '@opentelemetry/api';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry, register as defaultRegistry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
 
@@ -129,7 +138,7 @@ export class TccCoordinator {
     // Under load an answer can take seconds; re-sending sooner only adds to the queue it waits in.
     this.retryInitialMs = options.retryInitialMs ?? 3_000;
     this.retryMaxMs = options.retryMaxMs ?? 60_000;
-    this.metrics = coordinatorMetrics(options.registry ?? defaultRegistry);
+    this.metrics = coordinatorMetrics(options.registry ?? defaultRegistry, options.dataSource);
   }
 
   /** Listens for finished transactions and runs `tick` periodically (which also resumes after a restart). */
@@ -202,14 +211,21 @@ export class TccCoordinator {
         branches,
         options.causationId,
       );
+      // The trace it began in: commands sent later by tick (re-sends, the deadline's cancel) join it.
       await log(manager, gtid, null, 'BEGIN', {
         kind: options.kind,
         branches: options.branches.length,
+        ...currentTraceContext(),
       });
     };
-    if (options.manager) await work(options.manager);
-    else await this.options.dataSource.transaction(work);
-    this.metrics.started.inc({ kind: options.kind });
+    beganKinds(this.options.registry ?? defaultRegistry).add(options.kind);
+    if (options.manager) {
+      await work(options.manager);
+      afterCommit(options.manager, () => this.metrics.started.inc({ kind: options.kind }));
+    } else {
+      await this.options.dataSource.transaction(work);
+      this.metrics.started.inc({ kind: options.kind });
+    }
     return gtid;
   }
 
@@ -305,13 +321,19 @@ export class TccCoordinator {
           ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [now, TICK_BATCH],
       );
+      const origins = await traceOrigins(
+        manager,
+        rows.map((tx) => tx.gtid),
+      );
       for (const tx of rows) {
-        await this.transition(manager, tx, 'CANCELLING', {
-          branchId: '',
-          participant: '',
-          code: 'TIMEOUT',
-          message: 'not every branch answered its Try before the deadline',
-        });
+        await context.with(origins.get(tx.gtid) ?? context.active(), () =>
+          this.transition(manager, tx, 'CANCELLING', {
+            branchId: '',
+            participant: '',
+            code: 'TIMEOUT',
+            message: 'not every branch answered its Try before the deadline',
+          }),
+        );
       }
       return rows.length;
     });
@@ -326,6 +348,10 @@ export class TccCoordinator {
           FOR UPDATE OF t SKIP LOCKED`,
           [now, TICK_BATCH],
         );
+      const origins = await traceOrigins(
+        manager,
+        due.map((branch) => branch.gtid),
+      );
       for (const branch of due) {
         const phase =
           branch.state === 'TRYING' ? 'TRY' : branch.state === 'CONFIRMING' ? 'CONFIRM' : 'CANCEL';
@@ -337,11 +363,17 @@ export class TccCoordinator {
             new Date(this.clock() + this.backoff(branch.attempts + 1)),
           ],
         );
-        await this.send(
-          manager,
-          phase,
-          { gtid: branch.gtid, correlation_id: branch.correlation_id, deadline: branch.deadline! },
-          [branch],
+        await context.with(origins.get(branch.gtid) ?? context.active(), () =>
+          this.send(
+            manager,
+            phase,
+            {
+              gtid: branch.gtid,
+              correlation_id: branch.correlation_id,
+              deadline: branch.deadline!,
+            },
+            [branch],
+          ),
         );
         await log(manager, branch.gtid, branch.branch_id, 'RESENT', {
           phase,
@@ -595,11 +627,13 @@ export class TccCoordinator {
     );
     await log(manager, tx.gtid, null, 'STATE', { state });
     await manager.query('SELECT pg_notify($1, $2)', [FINISHED_CHANNEL, `${state}:${tx.gtid}`]);
-    this.metrics.finished.inc({ kind: tx.kind, state });
-    this.metrics.duration.observe(
-      { state },
-      (now.getTime() - new Date(created_at).getTime()) / 1000,
-    );
+    afterCommit(manager, () => {
+      this.metrics.finished.inc({ kind: tx.kind, state });
+      this.metrics.duration.observe(
+        { kind: tx.kind, state },
+        (now.getTime() - new Date(created_at).getTime()) / 1000,
+      );
+    });
   }
 
   private async send(
@@ -674,6 +708,33 @@ export class InvalidOperatorActionError extends Error {
   }
 }
 
+// The trace each transaction began in (from its BEGIN entry), for work done outside any request.
+async function traceOrigins(
+  manager: EntityManager,
+  gtids: string[],
+): Promise<Map<string, Context>> {
+  const origins = new Map<string, Context>();
+  // Without a propagator (tracing off) there is nothing to continue.
+  if (gtids.length === 0 || propagation.fields().length === 0) return origins;
+  const rows: Array<{ gtid: string; traceparent: string | null; tracestate: string | null }> =
+    await manager.query(
+      `SELECT gtid, detail->>'traceparent' AS traceparent, detail->>'tracestate' AS tracestate
+         FROM tcc_log WHERE gtid = ANY($1) AND kind = 'BEGIN'`,
+      [[...new Set(gtids)]],
+    );
+  for (const row of rows) {
+    if (!row.traceparent) continue;
+    origins.set(
+      row.gtid,
+      extractTraceContext(
+        {},
+        { traceparent: row.traceparent, tracestate: row.tracestate ?? undefined },
+      ),
+    );
+  }
+  return origins;
+}
+
 async function log(
   manager: EntityManager,
   gtid: string,
@@ -687,7 +748,35 @@ async function log(
   );
 }
 
-function coordinatorMetrics(registry: Registry) {
+// Open transactions by age, as the operators' list buckets them; the oldest shows a stuck one.
+const AGE_BUCKETS = [
+  { label: 'under_5s', upTo: 5 },
+  { label: '5s_to_1m', upTo: 60 },
+  { label: '1m_to_5m', upTo: 300 },
+  { label: 'over_5m', upTo: Infinity },
+] as const;
+const OPEN_STATES = ['TRYING', 'CONFIRMING', 'CANCELLING'] as const;
+
+interface OpenRow {
+  kind: string;
+  state: string;
+  n: number;
+  oldest: number;
+  under_5s: number;
+  '5s_to_1m': number;
+  '1m_to_5m': number;
+  over_5m: number;
+}
+
+// Kinds of transaction this process began, so an idle coordinator still reports zeros for them.
+const kindsByRegistry = new WeakMap<Registry, Set<string>>();
+function beganKinds(registry: Registry): Set<string> {
+  let kinds = kindsByRegistry.get(registry);
+  if (!kinds) kindsByRegistry.set(registry, (kinds = new Set()));
+  return kinds;
+}
+
+function coordinatorMetrics(registry: Registry, dataSource: DataSource) {
   const existing = registry.getSingleMetric('tcc_transactions_started_total');
   if (existing) {
     return {
@@ -696,16 +785,80 @@ function coordinatorMetrics(registry: Registry) {
         'kind' | 'state'
       >,
       resent: registry.getSingleMetric('tcc_commands_resent_total') as Counter,
-      duration: registry.getSingleMetric('tcc_transaction_duration_seconds') as Histogram<'state'>,
+      duration: registry.getSingleMetric('tcc_transaction_duration_seconds') as Histogram<
+        'kind' | 'state'
+      >,
     };
   }
+  // One cheap read per scrape for all three (the open ones are few and have their own index).
+  let reading: Promise<OpenRow[]> | undefined;
+  const openRows = () =>
+    (reading ??= (
+      dataSource.query(
+        `SELECT kind, state, count(*)::int AS n, max(age)::float8 AS oldest,
+                ${AGE_BUCKETS.map(
+                  (b, i) =>
+                    `count(*) FILTER (WHERE age >= ${i === 0 ? 0 : AGE_BUCKETS[i - 1].upTo}${
+                      Number.isFinite(b.upTo) ? ` AND age < ${b.upTo}` : ''
+                    })::int AS "${b.label}"`,
+                ).join(', ')}
+           FROM (SELECT kind, state, extract(epoch FROM clock_timestamp() - created_at) AS age
+                   FROM tcc_transactions WHERE finished_at IS NULL) open
+          GROUP BY kind, state`,
+      ) as Promise<OpenRow[]>
+    ).finally(() => setImmediate(() => (reading = undefined))));
+  const kinds = beganKinds(registry);
+  const started = new Counter({
+    name: 'tcc_transactions_started_total',
+    help: 'Global transactions begun',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'tcc_transactions_open',
+    help: 'Global transactions not finished yet, by state',
+    labelNames: ['kind', 'state'],
+    registers: [registry],
+    async collect() {
+      const rows = await openRows();
+      this.reset();
+      for (const kind of kinds) for (const state of OPEN_STATES) this.set({ kind, state }, 0);
+      for (const row of rows) this.set({ kind: row.kind, state: row.state }, row.n);
+    },
+  });
+  new Gauge({
+    name: 'tcc_transactions_open_by_age',
+    help: 'Global transactions not finished yet, by how long ago they began',
+    labelNames: ['kind', 'age'],
+    registers: [registry],
+    async collect() {
+      const rows = await openRows();
+      this.reset();
+      const all = new Set([...kinds, ...rows.map((row) => row.kind)]);
+      for (const kind of all) {
+        for (const bucket of AGE_BUCKETS) {
+          const n = rows
+            .filter((row) => row.kind === kind)
+            .reduce((sum, row) => sum + row[bucket.label], 0);
+          this.set({ kind, age: bucket.label }, n);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'tcc_transaction_oldest_open_seconds',
+    help: 'Age of the oldest global transaction not finished yet, by state (0 when none is open)',
+    labelNames: ['kind', 'state'],
+    registers: [registry],
+    async collect() {
+      const rows = await openRows();
+      this.reset();
+      for (const kind of kinds) for (const state of OPEN_STATES) this.set({ kind, state }, 0);
+      for (const row of rows) this.set({ kind: row.kind, state: row.state }, row.oldest);
+    },
+  });
   return {
-    started: new Counter({
-      name: 'tcc_transactions_started_total',
-      help: 'Global transactions begun',
-      labelNames: ['kind'],
-      registers: [registry],
-    }),
+    started,
     finished: new Counter({
       name: 'tcc_transactions_finished_total',
       help: 'Global transactions finished, by final state',
@@ -720,7 +873,7 @@ function coordinatorMetrics(registry: Registry) {
     duration: new Histogram({
       name: 'tcc_transaction_duration_seconds',
       help: 'Time from begin to CONFIRMED or CANCELLED',
-      labelNames: ['state'],
+      labelNames: ['kind', 'state'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
