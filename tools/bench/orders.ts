@@ -15,6 +15,8 @@ import {
   settle,
   waitUntilReady,
 } from '@finance/testing';
+import { createReadStream } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { provisionBench } from './support';
 import { formatSummary, summarize } from './stats';
@@ -24,11 +26,14 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
   const accounts = Number(flags.accounts ?? 50);
   const concurrency = Number(flags.concurrency ?? 50);
   const rate = flags.rate ? Number(flags.rate) : undefined;
+  // --trace [file|otlp|console]: the services trace every request and message (default: off).
+  const tracing = flags.trace === undefined ? undefined : flags.trace || 'file';
   process.stdout.write(
     `orders: ${orders.toLocaleString('en-US')} orders from ${accounts} accounts, ` +
       (rate
         ? `offered at ${rate}/s (open loop, ${concurrency} clients)\n`
-        : `${concurrency} in flight\n`),
+        : `${concurrency} in flight\n`) +
+      `tracing: ${tracing ?? 'off'}\n`,
   );
   // Compliance is the placement TCC's 4th branch: without it every order would wait out its deadline.
   const labels = ['trading', 'risk', 'settlement', 'compliance'] as const;
@@ -41,6 +46,7 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
       dir: join(localDir(), 'bench', id, 'certs'),
     });
     const running: ServiceProcess[] = [];
+    const traces = join(localDir(), 'bench', id, 'traces');
     try {
       for (const [i, name] of labels.entries()) {
         running.push(
@@ -57,6 +63,12 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
               TRADING_PLACEMENT_TIMEOUT_MS: '30000',
               // The random walk around 100.00 would trip risk's 5% price band and halt the symbols.
               RISK_PRICE_BAND_PERCENT: '0',
+              ...(tracing
+                ? {
+                    OTEL_TRACES_EXPORTER: tracing,
+                    TRACES_FILE: join(traces, `${name}.jsonl`),
+                  }
+                : { OTEL_TRACES_EXPORTER: 'none' }),
             },
             certificates,
             // --profile <dir>: a V8 CPU profile per service, written when it stops.
@@ -104,5 +116,26 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
     } finally {
       await Promise.all(running.map((s) => s.stop()));
     }
+    if (tracing === 'file') {
+      const { spans, bytes } = await countLines(traces);
+      process.stdout.write(
+        `traces: ${spans.toLocaleString('en-US')} spans written (${(bytes / 2 ** 20).toFixed(0)} MiB in ${traces})\n`,
+      );
+      // BENCH_KEEP=1 keeps them for `npm run trace -- <id> --dir <that folder>`.
+      if (process.env.BENCH_KEEP !== '1') await rm(traces, { recursive: true, force: true });
+    }
   });
+}
+
+// Spans are one per line; the files of a long run are too big to parse just to count them.
+async function countLines(dir: string): Promise<{ spans: number; bytes: number }> {
+  let spans = 0;
+  let bytes = 0;
+  for (const file of await readdir(dir).catch(() => [] as string[])) {
+    for await (const chunk of createReadStream(join(dir, file)) as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      for (const byte of chunk) if (byte === 10) spans++;
+    }
+  }
+  return { spans, bytes };
 }

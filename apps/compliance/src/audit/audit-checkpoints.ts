@@ -1,7 +1,12 @@
 // Signed checkpoints of the audit log: on a timer whenever the log has grown, and on demand. Each is
 // signed over the root the proofs are served from, stored, and published as AuditCheckpointSigned in
 // the same transaction, so outsiders hold copies the service cannot take back.
-import { AuditLogStore, AuditTreeError, CheckpointDocument } from '@finance/audit-log';
+import {
+  AuditLogStore,
+  AuditTreeError,
+  CheckpointDocument,
+  registerAuditMetrics,
+} from '@finance/audit-log';
 import { AuditCheckpointSigned, SYSTEM_CATALOG } from '@finance/contracts';
 import { equalHashes, signCheckpoint, toHex } from '@finance/merkle';
 import { createEnvelope, enqueueOutbox, routeMessage } from '@finance/messaging';
@@ -33,7 +38,9 @@ export class AuditCheckpoints implements OnApplicationBootstrap, OnApplicationSh
     @Inject(AUDIT_SIGNER) private readonly signer: AuditSigner,
     @Inject(SERVICE_CONFIG) private readonly config: AuditCheckpointsConfig,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    registerAuditMetrics(dataSource, { selfTypes: SELF_TYPES });
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.store.registerKey(this.signer.keyId, this.signer.publicKeyPem);

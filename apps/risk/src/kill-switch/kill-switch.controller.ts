@@ -20,6 +20,7 @@ import {
   SwitchRow,
   switchView,
 } from './kill-switch';
+import { registerKillSwitchMetrics } from './kill-switch.metrics';
 
 function scopeOf(body: { scope: string; accountId?: string; symbol?: string }): KillScope {
   if (body.scope === 'ACCOUNT') return { scope: 'ACCOUNT', accountId: body.accountId! };
@@ -32,7 +33,9 @@ export class KillSwitchController {
   constructor(
     private readonly dataSource: DataSource,
     @Inject(SERVICE_CONFIG) private readonly config: BaseConfig,
-  ) {}
+  ) {
+    registerKillSwitchMetrics(dataSource);
+  }
 
   /** Every engaged switch, newest first. */
   @Get()

@@ -22,6 +22,7 @@ import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/Postgres
 import type { TradingConfig } from '../config';
 import { releaseExcess, releaseReservation } from '../orders/order-funds.branch';
 import { notifyOrder, publishOrderEvent } from '../orders/order-events';
+import { fills } from '../orders/order-metrics';
 import { OrderNotifications } from '../orders/order-notifications';
 import { KILL_SWITCH_REQUESTER } from '../kill-switch/kill-switch.controller';
 
@@ -295,6 +296,7 @@ export class MatchingEngine implements OnApplicationBootstrap, OnApplicationShut
       return commands.length;
     });
     for (const [symbol, delta] of statsDelta) {
+      fills.inc({ symbol }, delta.trades); // committed above
       const current = this.marketStats(symbol);
       this.stats.set(symbol, {
         last: delta.last,

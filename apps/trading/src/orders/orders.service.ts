@@ -13,12 +13,14 @@ import { Currency, formatMoney, money, parseMoney } from '@finance/money';
 import { SERVICE_CONFIG } from '@finance/platform';
 import { TCC_COORDINATOR, TccCoordinator } from '@finance/tcc';
 import { Inject, Injectable } from '@nestjs/common';
+import { trace } from '@opentelemetry/api';
 import { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
 import type { TradingConfig } from '../config';
 import { Instrument, MatchingEngine } from '../matching/matching-engine';
 import { fieldProblem } from '../problems';
 import { publishOrderEvent } from './order-events';
+import { ordersPlaced, registerTradingGauges } from './order-metrics';
 import { MATCHING_CHANNEL, OrderNotifications } from './order-notifications';
 
 const identifier = z
@@ -129,7 +131,9 @@ export class OrdersService {
     private readonly notifications: OrderNotifications,
     @Inject(TCC_COORDINATOR) private readonly coordinator: TccCoordinator,
     @Inject(SERVICE_CONFIG) private readonly config: TradingConfig,
-  ) {}
+  ) {
+    registerTradingGauges(db);
+  }
 
   async place(input: PlaceOrder, actor: string): Promise<Answer> {
     const instrument = this.engine.instrument(input.symbol);
@@ -176,6 +180,8 @@ export class OrdersService {
         : 0n;
     const orderId = uuidv7();
     const gtid = uuidv7();
+    // `npm run trace -- <orderId>` finds the order's trace by these.
+    trace.getActiveSpan()?.setAttributes({ 'finance.order_id': orderId, 'finance.gtid': gtid });
     const amount = (minor: bigint) => ({
       amount: formatMoney(money(instrument.currency, minor)),
       currency: instrument.currency,
@@ -279,6 +285,7 @@ export class OrdersService {
       }
       throw error;
     }
+    ordersPlaced.inc({ side: input.side, type: input.type });
 
     const { value, timedOut } = await this.notifications.waitFor(
       orderId,

@@ -1,13 +1,14 @@
 // The placement TCC's decision becomes the order's fate in the same commit: CONFIRMING accepts it and
 // queues it for the book; CANCELLING rejects it with the branch and reason that refused.
 import { OrderAccepted, OrderCancelled, OrderRejected, PLACEMENT_KIND } from '@finance/contracts';
-import { SERVICE_CONFIG } from '@finance/platform';
+import { afterCommit, SERVICE_CONFIG } from '@finance/platform';
 import { Decision, DecisionListener } from '@finance/tcc';
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { TradingConfig } from '../config';
 import { releaseReservation } from './order-funds.branch';
 import { notifyOrder, publishOrderEvent } from './order-events';
+import { ordersAccepted, ordersRejected } from './order-metrics';
 import { MATCHING_CHANNEL } from './order-notifications';
 
 @Injectable()
@@ -31,6 +32,7 @@ export class PlacementDecisions implements DecisionListener {
         [orderId],
       );
       if (!accepted) return;
+      afterCommit(manager, () => ordersAccepted.inc());
       await publishOrderEvent(manager, prefix, orderId, OrderAccepted, {
         orderId,
         globalTransactionId: decision.gtid,
@@ -70,6 +72,9 @@ export class PlacementDecisions implements DecisionListener {
       [orderId, failure.participant || null, failure.code, failure.message],
     );
     if (rejected.length === 0) return;
+    afterCommit(manager, () =>
+      ordersRejected.inc({ branch: failure.participant || 'coordinator', code: failure.code }),
+    );
     await publishOrderEvent(manager, prefix, orderId, OrderRejected, {
       orderId,
       ...(failure.participant ? { branch: failure.participant } : {}),
