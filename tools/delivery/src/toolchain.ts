@@ -82,7 +82,10 @@ export const CRD_SOURCES = [
   {
     module: 'github.com/prometheus-operator/prometheus-operator',
     version: 'v0.85.0',
-    files: ['example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml'],
+    files: [
+      'example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml',
+      'example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml',
+    ],
   },
   {
     module: 'github.com/cloudnative-pg/cloudnative-pg',
@@ -183,6 +186,56 @@ export async function ensureGoTool(name: GoToolName): Promise<string> {
   }, home);
   if (!(await works(binary, tool)))
     throw new Error(`${tool.name}: the built ${binary} does not run`);
+  return binary;
+}
+
+/**
+ * promtool of Prometheus 3.16, whose Go module is tagged v0.316.0 (Prometheus 3.x is v0.3xx.y for
+ * Go). That version requires pseudo-versions of three modules that the module proxy does not serve,
+ * so it is built in a small module of its own that pins the newest ones it does serve (`go install`
+ * cannot: it refuses replace directives).
+ */
+export const PROMTOOL = {
+  module: 'github.com/prometheus/prometheus',
+  version: 'v0.316.0',
+  go: '1.26.7',
+  replace: {
+    'github.com/google/pprof': 'v0.0.0-20260906184651-6331bc6350fe',
+    'github.com/hashicorp/nomad/api': 'v0.0.0-20260907080526-08ef8f3d26da',
+    'github.com/prometheus/client_golang/exp': 'v0.0.0-20260907100614-57bb367da472',
+  },
+} as const;
+
+export async function ensurePromtool(): Promise<string> {
+  const check: GoTool = {
+    name: 'promtool',
+    module: `${PROMTOOL.module}/cmd/promtool`,
+    version: PROMTOOL.version,
+    versionArgs: ['--help'],
+    expect: 'promtool',
+  };
+  const home = join(deliveryCacheDir(), `promtool-${PROMTOOL.version}`);
+  const binary = join(home, 'promtool');
+  if (await works(binary, check)) return binary;
+  log(`promtool: go build ${check.module}@${PROMTOOL.version} (first run only)`);
+  await mkdir(deliveryCacheDir(), { recursive: true });
+  await publish(async (dir) => {
+    const build = join(dir, 'module');
+    await mkdir(build);
+    const replaces = Object.entries(PROMTOOL.replace)
+      .map(([module, version]) => `\t${module} => ${module} ${version}\n`)
+      .join('');
+    await writeFile(
+      join(build, 'go.mod'),
+      `module finance-core.delivery/promtool\n\ngo ${PROMTOOL.go}\n\n` +
+        `require ${PROMTOOL.module} ${PROMTOOL.version}\n\nreplace (\n${replaces})\n`,
+    );
+    const env = { GOFLAGS: '-mod=mod -buildvcs=false', GOWORK: 'off' };
+    await mustRun('go', ['get', `${check.module}@${PROMTOOL.version}`], { cwd: build, env });
+    await mustRun('go', ['build', '-o', join(dir, 'promtool'), check.module], { cwd: build, env });
+    await rm(build, { recursive: true, force: true });
+  }, home);
+  if (!(await works(binary, check))) throw new Error(`promtool: the built ${binary} does not run`);
   return binary;
 }
 
@@ -458,6 +511,7 @@ export interface Toolchain extends PythonTools {
   kubeconform: string;
   gator: string;
   actionlint: string;
+  promtool: string;
   crdSchemas: string;
   /** Standalone Kubernetes schemas for KUBERNETES_VERSIONS. */
   kubernetesSchemaDir: string;
@@ -472,6 +526,7 @@ export function ensureToolchain(): Promise<Toolchain> {
     const kubeconform = await ensureGoTool('kubeconform');
     const actionlint = await ensureGoTool('actionlint');
     const gator = await ensureGoTool('gator');
+    const promtool = await ensurePromtool();
     const python = await ensurePythonTools();
     const crdSchemas = await ensureCrdSchemas(python.java);
     const kubernetesSchemaDir = await ensureKubernetesSchemas(python.kubernetesSchemas);
@@ -480,6 +535,7 @@ export function ensureToolchain(): Promise<Toolchain> {
       kubeconform,
       gator,
       actionlint,
+      promtool,
       crdSchemas,
       kubernetesSchemaDir,
       ...python,
