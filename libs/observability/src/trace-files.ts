@@ -60,6 +60,8 @@ export function traceTree(spans: readonly SpanRecord[], traceId: string): TraceN
 }
 
 const ms = (us: number) => (us / 1000).toFixed(1).padStart(8);
+// Span names made from SQL can span lines.
+const oneLine = (text: string) => text.replace(/\s+/g, ' ');
 
 /** The trace as text: offset from its first span, duration, service, kind and name, as a tree. */
 export function renderTrace(spans: readonly SpanRecord[], traceId: string): string {
@@ -80,7 +82,7 @@ export function renderTrace(spans: readonly SpanRecord[], traceId: string): stri
     const kind = span.kind === 'INTERNAL' ? '' : ` [${span.kind.toLowerCase()}]`;
     const error = span.status === 'ERROR' ? ` ERROR ${span.statusMessage ?? ''}`.trimEnd() : '';
     lines.push(
-      `${ms(span.startUs - start)} ${ms(span.durationUs)}  ${span.service.padEnd(width)}  ${prefix}${branch}${span.name}${kind}${error}`,
+      `${ms(span.startUs - start)} ${ms(span.durationUs)}  ${span.service.padEnd(width)}  ${prefix}${branch}${oneLine(span.name)}${kind}${error}`,
     );
     const next = root ? prefix : `${prefix}${last ? '   ' : '│  '}`;
     node.children.forEach((child, i) => walk(child, next, i === node.children.length - 1, false));
