@@ -268,10 +268,15 @@ export class AccountsService {
     type: Parameters<typeof createEnvelope>[0],
     data: Record<string, unknown>,
   ): Promise<void> {
+    const [{ version }]: Array<{ version: number }> = await manager.query(
+      `WITH v AS (UPDATE accounts SET version = version + 1 WHERE account_id = $1 RETURNING version)
+       SELECT version FROM v`,
+      [accountId],
+    );
     const envelope = createEnvelope(type, data as never, {
       producer: 'trading',
       aggregateId: accountId,
-      aggregateSequence: 0,
+      aggregateSequence: version,
       correlationId: accountId,
     });
     await enqueueOutbox(manager, [

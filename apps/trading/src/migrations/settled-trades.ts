@@ -1,5 +1,6 @@
 // Trading's side of settlement: when each trade settled (or was unwound after failing to settle),
-// and the fee income that settled trades paid to the firm, per currency.
+// the fee income that settled trades paid to the firm, per currency, and a sequence for each
+// account's events.
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 export class SettledTrades1765411200000 implements MigrationInterface {
@@ -15,6 +16,8 @@ export class SettledTrades1765411200000 implements MigrationInterface {
     await db.query(
       `CREATE INDEX trades_unsettled ON trades (executed_at) WHERE settled_at IS NULL AND unwound_at IS NULL`,
     );
+    // Account events are numbered per account like order events (their aggregate sequence).
+    await db.query(`ALTER TABLE accounts ADD COLUMN version integer NOT NULL DEFAULT 0`);
     await db.query(`
       CREATE TABLE fee_income (
         currency char(3) PRIMARY KEY,
@@ -24,6 +27,7 @@ export class SettledTrades1765411200000 implements MigrationInterface {
 
   async down(db: QueryRunner): Promise<void> {
     await db.query('DROP TABLE fee_income');
+    await db.query('ALTER TABLE accounts DROP COLUMN version');
     await db.query('DROP INDEX trades_unsettled');
     await db.query(`
       ALTER TABLE trades DROP CONSTRAINT trades_settled_or_unwound, DROP COLUMN settled_at,
