@@ -5,6 +5,7 @@ import { eventStoreBenchmark } from './event-store';
 import { matchingBenchmark } from './matching';
 import { ordersBenchmark } from './orders';
 import { riskBenchmark } from './risk';
+import { settlementBenchmark } from './settlement';
 import { machine } from './stats';
 import { tccBenchmark } from './tcc';
 
@@ -14,6 +15,7 @@ const SCENARIOS: Record<string, (flags: Record<string, string>) => Promise<void>
   matching: matchingBenchmark,
   orders: ordersBenchmark,
   risk: riskBenchmark,
+  settlement: settlementBenchmark,
   tcc: tccBenchmark,
 };
 

@@ -128,6 +128,10 @@ async function main(): Promise<number> {
           OPA_URL: addresses.opaUrl,
           MESH_MODE: 'false',
           NODE_ENV: 'development',
+          // The demo settles trades the day they are made; reconciliation reads this trading.
+          ...(name === 'settlement'
+            ? { SETTLEMENT_PERIOD: 'T+0', TRADING_URL: `https://127.0.0.1:${ports.trading}` }
+            : {}),
         },
         certificates,
         echo: createWriteStream(join(LOG_DIR, `${name}.log`), { flags: 'a' }),

@@ -3,6 +3,7 @@
 import { AuditLogTables1764288000000, AuditRetentionTables1764892800000 } from '@finance/audit-log';
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { SagaDeferredAnswers1765238400000, SagaTables1764028800000 } from '@finance/saga';
 import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { ComplianceAlerts1765065600000 } from './alerts/compliance-alerts.migration';
 import { ComplianceModule } from './compliance.module';
@@ -21,6 +22,8 @@ export const complianceService: ServiceDefinition<ComplianceConfig> = {
     ComplianceChecks1764460800000,
     AuditRetentionTables1764892800000,
     ComplianceAlerts1765065600000,
+    SagaTables1764028800000,
+    SagaDeferredAnswers1765238400000,
   ],
   transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

@@ -6,6 +6,7 @@
 import { parseMoney } from '@finance/money';
 import {
   callService as call,
+  privateTopicPrefix,
   queryDatabase as query,
   RunningService,
   startSystemService,
@@ -20,8 +21,10 @@ import { promisify } from 'node:util';
 
 type TradingDayServices = Record<'trading' | 'risk' | 'settlement' | 'compliance', RunningService>;
 
+// Its own topics: the blotter must hold this day's trades and nothing another test file traded.
+let topicPrefix = '';
 const startService = (name: keyof TradingDayServices, env: Record<string, string> = {}) =>
-  startSystemService(name, { label: 'day', env });
+  startSystemService(name, { label: 'day', env: { KAFKA_TOPIC_PREFIX: topicPrefix, ...env } });
 
 const services = {} as TradingDayServices;
 const run = randomUUID().slice(0, 8);
@@ -70,6 +73,7 @@ interface BlotterRow {
 }
 
 beforeAll(async () => {
+  topicPrefix = await privateTopicPrefix(`day-${run}`);
   [services.trading, services.risk, services.settlement, services.compliance] = await Promise.all([
     startService('trading', {
       TRADING_PLACEMENT_TIMEOUT_MS: '8000',

@@ -1,6 +1,7 @@
 // How the settlement service is assembled: its context module, config, database migrations and default port.
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { SagaDeferredAnswers1765238400000, SagaTables1764028800000 } from '@finance/saga';
 import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { ClearingQuota1764115200001 } from './clearing-quota/clearing-quota.migration';
 import { SettlementConfig, settlementConfigSchema } from './config';
@@ -18,6 +19,8 @@ export const settlementService: ServiceDefinition<SettlementConfig> = {
     TccTables1763942400000,
     ClearingQuota1764115200001,
     SettlementTables1765324800000,
+    SagaTables1764028800000,
+    SagaDeferredAnswers1765238400000,
   ],
   transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

@@ -3,6 +3,13 @@ import { AuthzModule } from '@finance/authz';
 import { PLACEMENT_RESOURCES } from '@finance/contracts';
 import { MessagingModule } from '@finance/messaging';
 import { SERVICE_CONFIG } from '@finance/platform';
+import {
+  postTradeSaga,
+  SAGA_PARTICIPANT,
+  SagaOrchestratorModule,
+  SagaParticipant,
+  SagaParticipantModule,
+} from '@finance/saga';
 import { TccParticipantModule } from '@finance/tcc';
 import { Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
@@ -14,6 +21,11 @@ import { CyclesController } from './cycles/cycles.controller';
 import { SETTLEMENT_CYCLES } from './cycles/cycles.tokens';
 import { LedgerController } from './ledger/ledger.controller';
 import { TradingEventsController } from './obligations/trading-events.controller';
+import {
+  PostTradeCycleListener,
+  PROCESS_SETTLEMENT,
+  ProcessSettlementStep,
+} from './post-trade/post-trade';
 import { ReconciliationController } from './reconciliation/reconciliation.controller';
 
 @Module({
@@ -26,6 +38,12 @@ import { ReconciliationController } from './reconciliation/reconciliation.contro
       resources: { [PLACEMENT_RESOURCES.clearingQuota]: ClearingQuotaBranch },
       imports: [ClearingQuotaModule],
     }),
+    SagaOrchestratorModule.forService({ service: 'settlement', definitions: [postTradeSaga] }),
+    SagaParticipantModule.forService({
+      steps: [
+        { definition: postTradeSaga, step: PROCESS_SETTLEMENT, handlers: ProcessSettlementStep },
+      ],
+    }),
   ],
   controllers: [
     TradingEventsController,
@@ -36,9 +54,12 @@ import { ReconciliationController } from './reconciliation/reconciliation.contro
   providers: [
     {
       provide: SETTLEMENT_CYCLES,
-      inject: [DataSource, SERVICE_CONFIG],
-      useFactory: (dataSource: DataSource, config: SettlementConfig) =>
-        new SettlementCycles(dataSource, config),
+      inject: [DataSource, SERVICE_CONFIG, SAGA_PARTICIPANT],
+      useFactory: (
+        dataSource: DataSource,
+        config: SettlementConfig,
+        participant: SagaParticipant,
+      ) => new SettlementCycles(dataSource, config, new PostTradeCycleListener(participant)),
     },
   ],
 })

@@ -2,6 +2,7 @@
 // default port and the inbox transport that runs its Kafka handlers.
 import { InboxKafkaServer, MessagingTables1763769600000 } from '@finance/messaging';
 import { ServiceDefinition } from '@finance/platform';
+import { SagaDeferredAnswers1765238400000, SagaTables1764028800000 } from '@finance/saga';
 import { TCC_INBOX_SERVER, TccTables1763942400000 } from '@finance/tcc';
 import { TradingConfig, tradingConfigSchema } from './config';
 import { KillSwitches1765152000000 } from './migrations/kill-switches';
@@ -24,6 +25,8 @@ export const tradingService: ServiceDefinition<TradingConfig> = {
     SessionClose1764374400000,
     KillSwitches1765152000000,
     SettledTrades1765411200000,
+    SagaTables1764028800000,
+    SagaDeferredAnswers1765238400000,
   ],
   transports: (app) => [app.get(InboxKafkaServer), app.get(TCC_INBOX_SERVER, { strict: false })],
 };

@@ -3,6 +3,7 @@
 import { AuthzModule } from '@finance/authz';
 import { PLACEMENT_RESOURCES } from '@finance/contracts';
 import { MessagingModule } from '@finance/messaging';
+import { postTradeSaga, SagaParticipantModule } from '@finance/saga';
 import { TccCoordinatorModule, TccParticipantModule } from '@finance/tcc';
 import { Module } from '@nestjs/common';
 import { AccountsController } from './accounts/accounts.controller';
@@ -17,6 +18,7 @@ import { OrdersController } from './orders/orders.controller';
 import { OrdersService } from './orders/orders.service';
 import { PlacementDecisions } from './orders/placement-decisions';
 import { BalancesController } from './settlement/balances.controller';
+import { CREATE_ORDER, CreateOrderStep } from './settlement/create-order.step';
 import { SettlementEventsController } from './settlement/settlement-events.controller';
 
 @Module({
@@ -38,6 +40,9 @@ class PlacementParticipantsModule {}
       service: 'trading',
       resources: { [PLACEMENT_RESOURCES.funds]: OrderFundsBranch },
       imports: [PlacementParticipantsModule],
+    }),
+    SagaParticipantModule.forService({
+      steps: [{ definition: postTradeSaga, step: CREATE_ORDER, handlers: CreateOrderStep }],
     }),
   ],
   controllers: [

@@ -150,8 +150,18 @@ beforeAll(async () => {
     ALL_TOPICS.map((t) => ({ name: topicName(t, stack.topicPrefix), partitions: t.partitions })),
   );
   opa = await startOpaServer();
-  const started = await Promise.all(SERVICE_NAMES.map((name) => startService(name)));
-  SERVICE_NAMES.forEach((name, i) => (services[name] = started[i]));
+  // Settlement reads trading's balances to reconcile, so it learns where this trading runs.
+  services.trading = await startService('trading');
+  const others = SERVICE_NAMES.filter((name) => name !== 'trading');
+  const started = await Promise.all(
+    others.map((name) =>
+      startService(
+        name,
+        name === 'settlement' ? { TRADING_URL: services.trading.process.url } : {},
+      ),
+    ),
+  );
+  others.forEach((name, i) => (services[name] = started[i]));
 }, 180_000);
 
 afterAll(async () => {

@@ -81,3 +81,10 @@ export { purgeBarrier, type PurgeOptions } from './participant/barrier-purge';
 export { SagaTables1764028800000 } from './migrations/saga-tables';
 export { SagaDeferredAnswers1765238400000 } from './migrations/saga-deferred-answers';
 export * from './admin/saga-admin';
+export {
+  SAGA_PARTICIPANT,
+  SagaOrchestratorModule,
+  SagaParticipantModule,
+  type SagaStepBinding,
+} from './nest/saga.modules';
+export { POST_TRADE_STEPS, postTradeSaga, type PostTradeInput } from './definitions/post-trade';

@@ -1,7 +1,8 @@
 // End-to-end harness for tests that run several services as processes (mutual TLS, the run's OPA,
 // real Postgres and Kafka): start or restart one on its own database, call it as an identity, read
 // its database, follow a server-sent event stream.
-import type { ServiceName } from '@finance/contracts';
+import { ALL_TOPICS, topicName, type ServiceName } from '@finance/contracts';
+import { ensureTopics } from '@finance/local-stack';
 import { credentialsOf } from '@finance/dev-ca';
 import type { HttpResponse } from '@finance/platform';
 import { readFileSync } from 'node:fs';
@@ -48,6 +49,21 @@ export async function startSystemService(
   });
   await waitUntilReady(process);
   return { process, databaseUrl, port, env: fullEnv };
+}
+
+/**
+ * Every topic of the system under a prefix of the test's own (inside the run's), for a test whose
+ * services must see only their own events, e.g. one that compares a report with everything they
+ * did while other test files trade on the run's topics. Pass it as KAFKA_TOPIC_PREFIX.
+ */
+export async function privateTopicPrefix(label: string): Promise<string> {
+  const stack = testStack();
+  const prefix = `${stack.topicPrefix}${label}.`;
+  await ensureTopics(
+    stack.kafkaBrokers,
+    ALL_TOPICS.map((t) => ({ name: topicName(t, prefix), partitions: t.partitions })),
+  );
+  return prefix;
 }
 
 export async function queryDatabase<T>(

@@ -17,8 +17,10 @@ import {
   readBalances,
   reverseTransfer,
 } from '../ledger/ledger';
-import { recordObligation } from '../obligations/obligations';
-import { FinalFailHandler, ObligationRow, SettlementCycles } from './cycle';
+import { recordMovement, recordObligation } from '../obligations/obligations';
+import { createEnvelope } from '@finance/messaging';
+import { FundsDeposited, FundsWithdrawn, SecuritiesDeposited } from '@finance/contracts';
+import { CycleListener, ObligationRow, SettlementCycles } from './cycle';
 import { cycleReport } from './reports';
 
 const periods = { SETTLEMENT_PERIOD: 0, SETTLEMENT_PERIOD_BY_SYMBOL: {} };
@@ -223,10 +225,47 @@ describe('ledger and settlement cycles', () => {
     });
   });
 
+  it("mirrors trading's deposits and withdrawals once each, and dead-letters a withdrawal it cannot cover", async () => {
+    const account = unique('mv');
+    const meta = {
+      producer: 'trading' as const,
+      aggregateId: account,
+      aggregateSequence: 1,
+      correlationId: account,
+    };
+    const deposit = createEnvelope(
+      FundsDeposited,
+      { accountId: account, requestId: 'r1', amount: { amount: '100.50', currency: 'USD' } },
+      meta,
+    );
+    const shares = createEnvelope(
+      SecuritiesDeposited,
+      { accountId: account, requestId: 'r2', symbol: 'AAPL', quantity: '7' },
+      meta,
+    );
+    await db.transaction(async (m) => {
+      await recordMovement(m, deposit);
+      await recordMovement(m, deposit);
+      await recordMovement(m, shares);
+    });
+    expect(await balance(account, 'USD')).toBe(10_050n);
+    expect(await balance(account, 'AAPL')).toBe(7n);
+    const tooMuch = createEnvelope(
+      FundsWithdrawn,
+      { accountId: account, requestId: 'r3', amount: { amount: '100.51', currency: 'USD' } },
+      meta,
+    );
+    await expect(db.transaction((m) => recordMovement(m, tooMuch))).rejects.toThrow(
+      'would take an account below zero',
+    );
+    expect(await balance(account, 'USD')).toBe(10_050n);
+  });
+
   describe('cycles', () => {
     const unwound: string[] = [];
-    const handler: FinalFailHandler = {
-      async unwind(_m: EntityManager, trades: readonly ObligationRow[]) {
+    const handler: CycleListener = {
+      async settled() {},
+      async failedForGood(_m: EntityManager, trades: readonly ObligationRow[]) {
         unwound.push(...trades.map((t) => t.trade_id));
       },
     };

@@ -25,9 +25,24 @@ export type CycleConfig = Pick<
   'SETTLEMENT_MAX_FAILED_CYCLES' | 'KAFKA_TOPIC_PREFIX'
 >;
 
-/** Trades that failed for the last time, handed over to be unwound (the post-trade saga). */
-export interface FinalFailHandler {
-  unwind(manager: EntityManager, trades: readonly ObligationRow[], cycleId: string): Promise<void>;
+/** Told, in the cycle's transactions, which trades settled and which failed for good. */
+export interface CycleListener {
+  /** The trades a cycle posted. */
+  settled(manager: EntityManager, trades: readonly SettledRow[], cycleId: string): Promise<void>;
+  /** Trades that failed for the last time: closed as FAILED, to be unwound (the post-trade saga). */
+  failedForGood(
+    manager: EntityManager,
+    trades: readonly ObligationRow[],
+    cycleId: string,
+  ): Promise<void>;
+}
+
+export interface SettledRow {
+  trade_id: string;
+  buy_order_id: string;
+  sell_order_id: string;
+  value_minor: string;
+  saga_id: string | null;
 }
 
 export interface CycleRequest {
@@ -68,7 +83,7 @@ export class SettlementCycles {
   constructor(
     private readonly dataSource: DataSource,
     private readonly config: CycleConfig,
-    private readonly finalFails?: FinalFailHandler,
+    private readonly listener?: CycleListener,
   ) {}
 
   async run(request: CycleRequest): Promise<CycleOutcome> {
@@ -309,7 +324,7 @@ export class SettlementCycles {
         value: BigInt(o.value_minor),
       })),
     );
-    await this.finalFails?.unwind(manager, final, cycleId);
+    await this.listener?.failedForGood(manager, final, cycleId);
   }
 
   /** Phase 2: posts the cycle's pending transfers and settles its trades. */
@@ -332,18 +347,13 @@ export class SettlementCycles {
         code: 'SETTLEMENT_POST',
       })),
     );
-    const settled: Array<{
-      trade_id: string;
-      buy_order_id: string;
-      sell_order_id: string;
-      value_minor: string;
-    }> = await manager.query(
+    const settled: SettledRow[] = await manager.query(
       `WITH u AS (
        UPDATE settlement_obligations o SET state = 'SETTLED', settled_cycle_id = $1,
               closed_at = clock_timestamp()
          FROM settlement_cycle_trades c
         WHERE c.cycle_id = $1 AND c.outcome = 'SETTLED' AND o.trade_id = c.trade_id AND o.state = 'OPEN'
-       RETURNING o.trade_id, o.buy_order_id, o.sell_order_id, o.value_minor)
+       RETURNING o.trade_id, o.buy_order_id, o.sell_order_id, o.value_minor, o.saga_id)
        SELECT * FROM u`,
       [cycleId],
     );
@@ -367,6 +377,7 @@ export class SettlementCycles {
       })),
       cycleId,
     );
+    await this.listener?.settled(manager, settled, cycleId);
     await manager.query(
       `UPDATE settlement_cycles SET state = 'POSTED', posted_at = clock_timestamp() WHERE cycle_id = $1`,
       [cycleId],

@@ -12,8 +12,10 @@ import {
 } from '@finance/contracts';
 import { INBOX_KAFKA_TRANSPORT, InboxRpcContext } from '@finance/messaging';
 import { SERVICE_CONFIG } from '@finance/platform';
+import { SAGA_ORCHESTRATOR, SagaOrchestrator } from '@finance/saga';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { startPostTrade } from '../post-trade/post-trade';
 import { confirmSettledInTrading } from '../reconciliation/reconciliation';
 import {
   closeOrder,
@@ -25,14 +27,19 @@ import {
 
 @Controller()
 export class TradingEventsController {
-  constructor(@Inject(SERVICE_CONFIG) private readonly config: ObligationsConfig) {}
+  constructor(
+    @Inject(SERVICE_CONFIG) private readonly config: ObligationsConfig,
+    @Inject(SAGA_ORCHESTRATOR) private readonly sagas: SagaOrchestrator,
+  ) {}
 
   @EventPattern(OrderExecuted.type, INBOX_KAFKA_TRANSPORT)
   async executed(
     @Payload() message: MessageOf<typeof OrderExecuted>,
     @Ctx() ctx: InboxRpcContext,
   ): Promise<void> {
-    await recordObligation(ctx.manager, this.config, message.data);
+    if ((await recordObligation(ctx.manager, this.config, message.data)) === 'recorded') {
+      await startPostTrade(this.sagas, ctx.manager, message.data);
+    }
   }
 
   @EventPattern(OrderCancelled.type, INBOX_KAFKA_TRANSPORT)

@@ -3,6 +3,8 @@
 // trading-service).
 import {
   HttpClient,
+  HttpResponse,
+  HttpTransportError,
   parseOrProblem as parse,
   ProblemException,
   SERVICE_CONFIG,
@@ -58,9 +60,17 @@ export class ReconciliationController implements OnModuleDestroy {
     url.searchParams.set('limit', '5000');
     if (after) url.searchParams.set('after', after);
     if (cycles.length > 0) url.searchParams.set('cycles', cycles.join(','));
-    const response = await this.http.request(url, {
-      expectedPeer: workloadPrincipal('trading'),
-    });
+    let response: HttpResponse;
+    try {
+      response = await this.http.request(url, { expectedPeer: workloadPrincipal('trading') });
+    } catch (error) {
+      if (!(error instanceof HttpTransportError)) throw error;
+      throw new ProblemException({
+        status: 503,
+        title: 'Trading is unreachable',
+        detail: `GET ${url.pathname}: ${error.message}; nothing was compared, try again`,
+      });
+    }
     if (response.status !== 200) {
       throw new ProblemException({
         status: 502,

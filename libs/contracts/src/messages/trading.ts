@@ -108,6 +108,16 @@ export const OrderSettled = defineMessage({
   schema: z.object({ orderId: f.id, tradeId: f.id, settledAt: f.timestamp }),
 });
 
+/**
+ * A trade that could not settle was unwound (the post-trade saga's compensation): what it moved to
+ * pending settlement went back. One per order of the trade.
+ */
+export const OrderTradeUnwound = defineMessage({
+  type: 'OrderTradeUnwound',
+  ...order,
+  schema: z.object({ orderId: f.id, tradeId: f.id, reason: f.reason }),
+});
+
 export const TRADING_EVENTS = [
   AccountOpened,
   FundsDeposited,
@@ -121,4 +131,5 @@ export const TRADING_EVENTS = [
   OrderCancelled,
   OrderReplaced,
   OrderSettled,
+  OrderTradeUnwound,
 ] as const;
