@@ -308,14 +308,19 @@ describe('settlement of a trading day', () => {
     const lateTrade = await trade(late, '100');
     const neverTrade = await trade(never, '50');
 
-    const cycle = async (cycleId: string) =>
-      (
-        await call<CycleReport>(services.settlement, 'POST', '/settlement/process', {
-          as: 'trading-service',
-          body: { cycleId, businessDate: today() },
-          expect: [201],
+    const cycle = async (cycleId: string) => {
+      await call(services.settlement, 'POST', '/settlement/process', {
+        as: 'trading-service',
+        body: { cycleId, businessDate: today() },
+        expect: [201],
+      });
+      return (
+        await call<CycleReport>(services.settlement, 'GET', `/settlement/cycles/${cycleId}`, {
+          as: 'compliance-service',
+          expect: [200],
         })
       ).body;
+    };
     const first = await cycle(`f1-${run}`);
     const outcome = (report: CycleReport, tradeId: string) =>
       report.trades.find((t) => t.tradeId === tradeId);
@@ -436,6 +441,112 @@ describe('settlement of a trading day', () => {
         difference: '50',
       },
     ]);
+  });
+
+  it('finishes a cycle whose settlement was SIGKILLed while posting, after a restart, posting each trade once', async () => {
+    // Many small obligations between the day's accounts (which hold cash and shares in the ledger),
+    // so the posting phase lasts long enough to be interrupted.
+    const parties = (
+      await query<{ party: string }>(
+        services.settlement.databaseUrl,
+        `SELECT party FROM ledger_accounts WHERE kind = 'CLIENT' AND asset = 'AAPL' AND party LIKE $1
+          ORDER BY party`,
+        [`R${run}-%`],
+      )
+    ).map((r) => r.party);
+    expect(parties.length).toBeGreaterThanOrEqual(4);
+    const n = 20_000;
+    const ids = Array.from({ length: n }, () => randomUUID());
+    await query(
+      services.settlement.databaseUrl,
+      `INSERT INTO settlement_obligations (trade_id, symbol, currency, price_minor, quantity, value_minor,
+         buyer_fee_minor, buy_account_id, sell_account_id, buy_order_id, sell_order_id, executed_at,
+         settlement_date, state)
+       SELECT id, 'AAPL', 'USD', 100 + i % 7, 1, 100 + i % 7, 0, ($2::text[])[1 + (i % cardinality($2::text[]))],
+              ($2::text[])[1 + ((i + 1) % cardinality($2::text[]))], 'b-' || id, 's-' || id, now(), $3::date, 'OPEN'
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(id, i)`,
+      [ids, parties, today()],
+    );
+    const cycleId = `killed-${run}`;
+    const interrupted = services.settlement.process
+      .request('/settlement/process', {
+        method: 'POST',
+        as: 'trading-service',
+        body: { cycleId, businessDate: today() },
+        timeoutMs: 120_000,
+      })
+      .catch(() => undefined);
+    await waitFor(
+      'the cycle netted (posting under way)',
+      () =>
+        query<{ state: string }>(
+          services.settlement.databaseUrl,
+          `SELECT state FROM settlement_cycles WHERE cycle_id = $1`,
+          [cycleId],
+        ),
+      (rows) => rows.length === 1,
+      60_000,
+    );
+    services.settlement.process.child.kill('SIGKILL');
+    await interrupted;
+    await services.settlement.process.exited;
+    // A statement the killed process had sent can still commit: wait for its sessions to end.
+    await waitFor(
+      "the killed process's sessions gone",
+      () =>
+        count(
+          services.settlement.databaseUrl,
+          `SELECT count(*) AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name = 'settlement-service'`,
+        ),
+      (left) => left === 0,
+    );
+    const [atKill] = await query<{ state: string }>(
+      services.settlement.databaseUrl,
+      `SELECT state FROM settlement_cycles WHERE cycle_id = $1`,
+      [cycleId],
+    );
+    expect(atKill.state).toBe('NETTED');
+
+    services.settlement = await startSystemService('settlement', { reuse: services.settlement });
+    const again = await call<CycleReport & { resumed?: string[] }>(
+      services.settlement,
+      'POST',
+      '/settlement/process',
+      { as: 'trading-service', body: { cycleId, businessDate: today() }, expect: [200] },
+    );
+    expect(again.body).toMatchObject({ cycleId, state: 'POSTED', tradesSettled: n });
+    expect(again.body.resumed).toEqual([cycleId]);
+    expect(
+      await count(
+        services.settlement.databaseUrl,
+        `SELECT count(*) AS n FROM settlement_obligations WHERE trade_id = ANY($1) AND state = 'SETTLED'`,
+        [ids],
+      ),
+    ).toBe(n);
+    expect(
+      await count(
+        services.settlement.databaseUrl,
+        `SELECT count(*) AS n FROM outbox WHERE payload->>'type' = 'TradeSettled' AND payload->'data'->>'cycleId' = $1`,
+        [cycleId],
+      ),
+    ).toBe(n);
+    // Every pending transfer of the cycle posted exactly once, and the ledger balances.
+    const [transfers] = await query<{ pending: string; posted: string }>(
+      services.settlement.databaseUrl,
+      `SELECT count(*) FILTER (WHERE kind = 'PENDING') AS pending,
+              count(*) FILTER (WHERE kind = 'POST_PENDING') AS posted
+         FROM ledger_transfers WHERE reference = $1 OR pending_id LIKE $2`,
+      [cycleId, `${cycleId}/%`],
+    );
+    expect(Number(transfers.pending)).toBeGreaterThan(0);
+    expect(transfers.posted).toBe(transfers.pending);
+    const unbalanced = await query(
+      services.settlement.databaseUrl,
+      `SELECT asset FROM ledger_accounts GROUP BY asset_kind, asset
+        HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)`,
+    );
+    expect(unbalanced).toEqual([]);
   });
 
   it('refuses a malformed cycle request with the field named, and changes nothing', async () => {

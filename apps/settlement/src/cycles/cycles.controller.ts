@@ -31,6 +31,9 @@ const processBody = z.strictObject({
 const reportQuery = z.strictObject({
   format: z.enum(['json', 'csv']).default('json'),
   part: z.enum(['trades', 'movements']).default('trades'),
+  /** Trade lines: settled first, then failed, in execution order. */
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(100_000).default(10_000),
 });
 const failsQuery = z.strictObject({
   state: z.enum(['OPEN', 'FAILED']).optional(),
@@ -48,8 +51,8 @@ export class CyclesController {
   ) {}
 
   /**
-   * Runs a cycle for obligations due by `businessDate` (default today, UTC). 201 with its report
-   * when it ran; 200 with the stored report when `cycleId` names a cycle that already ran.
+   * Runs a cycle for obligations due by `businessDate` (default today, UTC). 201 with its summary
+   * when it ran; 200 with the stored one when `cycleId` names a cycle that already ran.
    */
   @Post('process')
   @HttpCode(201)
@@ -74,8 +77,17 @@ export class CyclesController {
       requestedBy: requestActor(request),
     });
     if (!outcome.ran) reply.status(200);
-    const report = await cycleReport(this.dataSource.manager, outcome.cycleId);
-    return { ...report, resumed: outcome.resumed };
+    // The summary: a cycle can settle a hundred thousand trades; their lines are in the report.
+    const {
+      trades: _trades,
+      movements: _movements,
+      ...summary
+    } = (await cycleReport(this.dataSource.manager, outcome.cycleId))!;
+    return {
+      ...summary,
+      resumed: outcome.resumed,
+      report: `/settlement/cycles/${outcome.cycleId}`,
+    };
   }
 
   @Get('cycles')
@@ -134,7 +146,10 @@ export class CyclesController {
     reply: FastifyReply,
   ) {
     const q = parse(reportQuery, query ?? {}, 'query');
-    const report = await cycleReport(this.dataSource.manager, id, account);
+    const report = await cycleReport(this.dataSource.manager, id, account, {
+      offset: q.offset,
+      limit: q.limit,
+    });
     if (!report) {
       throw new ProblemException({
         status: 404,
@@ -149,6 +164,11 @@ export class CyclesController {
         ? toCsv(TRADE_COLUMNS, report.trades as unknown as Array<Record<string, unknown>>)
         : toCsv(MOVEMENT_COLUMNS, report.movements as unknown as Array<Record<string, unknown>>);
     }
-    return account ? { ...report, accountId: account } : report;
+    return {
+      ...report,
+      ...(account ? { accountId: account } : {}),
+      offset: q.offset,
+      limit: q.limit,
+    };
   }
 }

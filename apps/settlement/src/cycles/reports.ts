@@ -137,6 +137,7 @@ export async function cycleReport(
   manager: EntityManager,
   cycleId: string,
   accountId?: string,
+  page: { offset: number; limit: number } = { offset: 0, limit: 100_000 },
 ): Promise<CycleReport | undefined> {
   const [cycle]: Array<{
     cycle_id: string;
@@ -158,8 +159,9 @@ export async function cycleReport(
   const trades: TradeRow[] = await manager.query(
     `${TRADE_SELECT}
       WHERE c.cycle_id = $1 AND ($2::text IS NULL OR $2 IN (o.buy_account_id, o.sell_account_id))
-      ORDER BY c.outcome DESC, o.executed_at, c.trade_id`,
-    [cycleId, accountId ?? null],
+      ORDER BY c.outcome DESC, o.executed_at, c.trade_id
+      OFFSET $3 LIMIT $4`,
+    [cycleId, accountId ?? null, page.offset, page.limit],
   );
   const movements: Array<{
     cycle_id: string;
