@@ -180,6 +180,15 @@ describe('settlement of a trading day', () => {
     expect(reconciliation.body.differences).toEqual([]);
     expect(reconciliation.body.positionsCompared).toBeGreaterThanOrEqual(8 * 3);
     expect(await invariantViolations({ ...urls() })).toEqual([]);
+    // Settled trades no longer hold clearing quota: what is left is open orders' unfilled parts.
+    const [clearing] = await query<{ unsettled: string; used: string; open_held: string }>(
+      services.settlement.databaseUrl,
+      `SELECT (SELECT coalesce(sum(unsettled_minor), 0) FROM clearing_reservations) AS unsettled,
+              (SELECT coalesce(sum(used_minor), 0) FROM clearing_quota) AS used,
+              (SELECT coalesce(sum(held_minor), 0) FROM clearing_reservations WHERE open) AS open_held`,
+    );
+    expect(clearing.unsettled).toBe('0');
+    expect(clearing.used).toBe(clearing.open_held);
 
     // The same cycle again: 200 with the same report, and not one more transfer.
     const transfers = await count(

@@ -5,12 +5,9 @@ import { defineSaga, type StepDefinitionInput } from '../src/definition/define-s
 import { StepFailedError } from '../src/participant/errors';
 import { SagaParticipant, type StepContext } from '../src/participant/saga-participant';
 
-export const POST_TRADE_STEPS = [
-  'create-order',
-  'validate-risk',
-  'process-settlement',
-  'compliance-check',
-] as const;
+import { POST_TRADE_STEPS } from '../src/definitions/post-trade';
+
+export { POST_TRADE_STEPS };
 
 /** Input flags that make a participant misbehave for one saga. */
 export interface Scenario {

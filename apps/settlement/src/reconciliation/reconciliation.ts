@@ -4,6 +4,7 @@
 // (no OrderSettled back) are allowed for exactly; every other difference is listed.
 import { Currency, formatMoney, isCurrency, money, parseMoney } from '@finance/money';
 import type { EntityManager, DataSource } from 'typeorm';
+import type { ObligationRow } from '../cycles/cycle';
 
 export interface TradingBalance {
   accountId: string;
@@ -67,17 +68,17 @@ function show(kind: string, asset: string, value: bigint): string {
 
 type Position = { party: string; kind: 'CASH' | 'SECURITY'; asset: string; value: bigint };
 
-interface InFlightTrade {
-  trade_id: string;
-  cycle_id: string;
-  symbol: string;
-  currency: string;
-  quantity: string;
-  value_minor: string;
-  buyer_fee_minor: string;
-  buy_account_id: string;
-  sell_account_id: string;
-}
+type InFlightTrade = Pick<
+  ObligationRow,
+  | 'trade_id'
+  | 'symbol'
+  | 'currency'
+  | 'quantity'
+  | 'value_minor'
+  | 'buyer_fee_minor'
+  | 'buy_account_id'
+  | 'sell_account_id'
+> & { cycle_id: string };
 
 interface LedgerView {
   balances: Map<string, Position>;
