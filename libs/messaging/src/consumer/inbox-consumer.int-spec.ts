@@ -171,6 +171,50 @@ describe('InboxConsumer', () => {
     expect(outcomesOf(h)).toEqual(['0:handled', '1:handled', '2:handled']);
   });
 
+  it('hands a run to the run handler in one call, and redoes a failed run one message at a time', async () => {
+    const h = await harness('runs');
+    const records = [1, 2, 3, 4, 5, 6].map((n) =>
+      credited(h.messages, { account: 'acct-1', amount: n }),
+    );
+    await produce(
+      h.kafka,
+      h.topic,
+      records.map((e) => envelopeRecord(e)),
+    );
+    const runs: string[][] = [];
+    const oneByOne: string[] = [];
+    let failed = false;
+    const consumer = await h.start({
+      maxTransactionSize: 3,
+      handle: async (message, ctx) => {
+        oneByOne.push(message.metadata.eventId);
+        await writeEffect(message, ctx);
+      },
+      handleRun: async (entries) => {
+        runs.push(entries.map((e) => e.message.metadata.eventId));
+        for (const { message, ctx } of entries) await writeEffect(message, ctx);
+        // The second run fails after its effects were written: they must be rolled back.
+        if (entries.some((e) => e.message.metadata.eventId === records[4].metadata.eventId)) {
+          if (!failed) {
+            failed = true;
+            throw new Error('run failed');
+          }
+        }
+      },
+    });
+
+    await waitFor(
+      'six offsets',
+      () => committedTotal(h.kafka, consumer.name, h.topic),
+      (n) => n === 6,
+    );
+    const ids = records.map((r) => r.metadata.eventId);
+    expect(runs).toEqual([ids.slice(0, 3), ids.slice(3, 6)]);
+    expect(oneByOne).toEqual(ids.slice(3, 6));
+    expect(await effectCounts(h.dataSource)).toEqual({ rows: 6, distinct: 6 });
+    expect(outcomesOf(h)).toEqual(ids.map((_, i) => `${i}:handled`));
+  });
+
   it('dead-letters a permanent failure at once and a transient one when retries run out', async () => {
     const h = await harness('exhausted');
     const [permanent, hopeless, fine] = [1, 2, 3].map((n) =>

@@ -15,6 +15,8 @@ export {
   type InboxContext,
   type InboxHandler,
   type InboxOutcome,
+  type InboxRunEntry,
+  type InboxRunHandler,
 } from './inbox-consumer';
 export { InboxExceptionFilter } from './inbox-exception.filter';
 export {
