@@ -20,25 +20,32 @@ import type { DataSource } from 'typeorm';
 import { provisionBench } from './support';
 import { formatSummary, summarize } from './stats';
 
-// One real row update per phase on an account row, as a funds or quota reservation would do.
-const quota: BranchHandlers = {
-  async try(ctx, payload) {
-    await ctx.manager.query('UPDATE bench_quota SET reserved = reserved + 1 WHERE account = $1', [
-      payload.account,
-    ]);
-  },
-  async confirm(ctx, payload) {
-    await ctx.manager.query(
-      'UPDATE bench_quota SET reserved = reserved - 1, used = used + 1 WHERE account = $1',
-      [payload.account],
-    );
-  },
-  async cancel(ctx, payload) {
-    await ctx.manager.query('UPDATE bench_quota SET reserved = reserved - 1 WHERE account = $1', [
-      payload.account,
-    ]);
-  },
-};
+const SERVICES = ['trading', 'risk', 'settlement'] as const;
+
+// One real row update per phase on an account row, as a funds or quota reservation would do. Each
+// participant has its own table, as each service has its own database.
+function quota(table: string): BranchHandlers {
+  return {
+    async try(ctx, payload) {
+      await ctx.manager.query(`UPDATE ${table} SET reserved = reserved + 1 WHERE account = $1`, [
+        payload.account,
+      ]);
+    },
+    async confirm(ctx, payload) {
+      await ctx.manager.query(
+        `UPDATE ${table} SET reserved = reserved - 1, used = used + 1 WHERE account = $1`,
+        [payload.account],
+      );
+    },
+    async cancel(ctx, payload) {
+      await ctx.manager.query(`UPDATE ${table} SET reserved = reserved - 1 WHERE account = $1`, [
+        payload.account,
+      ]);
+    },
+    // The one row each phase locks: runs apply their branches in account order.
+    lockKey: (payload) => String(payload.account),
+  };
+}
 
 export async function tccBenchmark(flags: Record<string, string>): Promise<void> {
   const total = Number(flags.transactions ?? 5_000);
@@ -47,12 +54,14 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
   const ACCOUNTS = Number(flags.accounts ?? 1_000);
   // Messages per participant transaction: larger runs commit less often but hold row locks longer.
   const runSize = Number(flags['run-size'] ?? 20);
+  // The consumers call the coordinator and participants once per message instead of once per run.
+  const perMessage = flags['per-message'] !== undefined;
   process.stdout.write(
     `tcc: ${total.toLocaleString('en-US')} global transactions, 3 branches, ${concurrency} in flight\n`,
   );
 
   await provisionBench(['coordinator', 'participants'], async ({ urls, kafkaBrokers, prefix }) => {
-    const logger = createLogger('bench', 'warn');
+    const logger = createLogger('bench', process.env.BENCH_LOG_LEVEL ?? 'warn');
     const registry = new Registry();
     const migrations = [MessagingTables1763769600000, TccTables1763942400000];
     const [coordinatorDb, participantDb]: DataSource[] = await Promise.all(
@@ -82,10 +91,12 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         await db.query('DROP TRIGGER outbox_inserted ON outbox');
       process.stdout.write('outbox NOTIFY trigger dropped: relays poll every 10 ms\n');
     }
-    await participantDb.query(
-      `CREATE TABLE bench_quota (account int PRIMARY KEY, reserved int NOT NULL DEFAULT 0, used int NOT NULL DEFAULT 0);
-       INSERT INTO bench_quota (account) SELECT generate_series(1, ${ACCOUNTS})`,
-    );
+    for (const service of SERVICES) {
+      await participantDb.query(
+        `CREATE TABLE bench_quota_${service} (account int PRIMARY KEY, reserved int NOT NULL DEFAULT 0, used int NOT NULL DEFAULT 0);
+         INSERT INTO bench_quota_${service} (account) SELECT generate_series(1, ${ACCOUNTS})`,
+      );
+    }
     await ensureTopics(
       kafkaBrokers,
       ALL_TOPICS.map((t) => ({ name: topicName(t, prefix), partitions: t.partitions })),
@@ -99,8 +110,13 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
       topicPrefix: prefix,
       registry,
     });
-    const nodes = (['trading', 'risk', 'settlement'] as const).map(
-      (service) => new TccParticipant({ service, resources: { quota }, topicPrefix: prefix }),
+    const nodes = SERVICES.map(
+      (service) =>
+        new TccParticipant({
+          service,
+          resources: { quota: quota(`bench_quota_${service}`) },
+          topicPrefix: prefix,
+        }),
     );
     const relays = [coordinatorDb, participantDb].map(
       (dataSource) =>
@@ -123,6 +139,9 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         catalog: SYSTEM_CATALOG,
         partitionsConsumedConcurrently: 10,
         handle: (message, ctx) => coordinator.onReply(message, ctx.manager),
+        ...(perMessage
+          ? {}
+          : { handleRun: (entries) => coordinator.onReplies(entries, entries[0].ctx.manager) }),
       }),
       new InboxConsumer({
         name: `${prefix}participants`,
@@ -136,6 +155,13 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         handle: async (message, ctx) => {
           for (const node of nodes) await node.handle(message, ctx.manager);
         },
+        ...(perMessage
+          ? {}
+          : {
+              handleRun: async (entries) => {
+                for (const node of nodes) await node.handleRun(entries, entries[0].ctx.manager);
+              },
+            }),
       }),
     ];
     await coordinator.start();
@@ -191,7 +217,8 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         `${formatSummary('3-branch TCC, begin → CONFIRMED', summarize(total, seconds, latencies)).replace('events/s', 'tx/s')}\n`,
       );
       const [{ reserved, used }] = await participantDb.query(
-        'SELECT sum(reserved)::int AS reserved, sum(used)::int AS used FROM bench_quota',
+        `SELECT sum(reserved)::int AS reserved, sum(used)::int AS used
+           FROM (${SERVICES.map((s) => `SELECT reserved, used FROM bench_quota_${s}`).join(' UNION ALL ')}) q`,
       );
       const resent =
         ((await registry.getSingleMetric('tcc_commands_resent_total')!.get()).values[0]?.value ??

@@ -10,6 +10,7 @@ import { TccCoordinator } from './coordinator/coordinator';
 
 type Step =
   | { op: 'deliver' | 'duplicate' | 'drop'; pick: number }
+  | { op: 'run'; pick: number; size: number }
   | { op: 'tick' }
   | { op: 'advance'; ms: number };
 
@@ -17,6 +18,15 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('deliver' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('duplicate' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('drop' as const), pick: fc.nat() }) },
+  // Several messages of one topic in one transaction, as a consumer run applies them.
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('run' as const),
+      pick: fc.nat(),
+      size: fc.integer({ min: 2, max: 8 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('tick' as const) }) },
   {
     weight: 1,
@@ -81,7 +91,9 @@ describe('TCC under random message chaos', () => {
             await bus.collect();
             if (s.op === 'tick') await coordinator.tick();
             else if (s.op === 'advance') now += s.ms;
-            else if (bus.pending.length > 0) {
+            else if (s.op === 'run') {
+              if (bus.pending.length > 0) await bus.deliverRun(bus.takeRun(s.pick, s.size));
+            } else if (bus.pending.length > 0) {
               const message = bus.take(s.pick);
               if (s.op === 'deliver') await bus.deliver(message);
               if (s.op === 'duplicate') {
@@ -93,6 +105,7 @@ describe('TCC under random message chaos', () => {
 
           // Then the network heals: everything is delivered and time moves on until all finish.
           for (let round = 0; round < 30; round++) {
+            await bus.drainRuns();
             await bus.drain();
             const open = await db.query(
               `SELECT count(*)::int AS n FROM tcc_transactions WHERE gtid = ANY($1) AND finished_at IS NULL`,

@@ -107,9 +107,49 @@ export class ChaosBus {
     });
   }
 
+  /**
+   * Delivers messages of one topic as one consumer run: in one transaction through the run handlers
+   * (`onReplies`, `handleRun`); if that fails, one by one, as the inbox consumer falls back.
+   */
+  async deliverRun(messages: Envelope[]): Promise<'run' | 'one-by-one'> {
+    try {
+      await this.dataSource.transaction(async (manager: EntityManager) => {
+        const entries = messages.map((message) => ({ message }));
+        await this.coordinator.onReplies(entries, manager);
+        for (const node of this.nodes) await node.handleRun(entries, manager);
+      });
+      return 'run';
+    } catch {
+      for (const message of messages) await this.deliver(message);
+      return 'one-by-one';
+    }
+  }
+
+  /** Takes the message at `index` and up to `size - 1` more pending ones of its topic, in order. */
+  takeRun(index: number, size: number): Envelope[] {
+    const first = this.take(index);
+    const isReply = first.type === TccReply.type;
+    const run = [first];
+    for (let i = 0; i < this.pending.length && run.length < size;) {
+      if ((this.pending[i].type === TccReply.type) === isReply)
+        run.push(...this.pending.splice(i, 1));
+      else i++;
+    }
+    return run;
+  }
+
   take(index: number): Envelope {
     const [message] = this.pending.splice(index % this.pending.length, 1);
     return message;
+  }
+
+  /** Delivers everything in runs of up to `size`, including what deliveries produce. */
+  async drainRuns(size = 20): Promise<void> {
+    for (;;) {
+      await this.collect();
+      if (this.pending.length === 0) return;
+      await this.deliverRun(this.takeRun(0, size));
+    }
   }
 
   /** Delivers everything, including what deliveries produce, until nothing is left. */

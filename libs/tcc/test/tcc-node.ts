@@ -60,6 +60,7 @@ async function main(): Promise<void> {
       topics: [topicName(TOPICS.tccReplies, prefix)],
       catalog: SYSTEM_CATALOG,
       handle: (message, ctx) => coordinator!.onReply(message, ctx.manager),
+      handleRun: (entries) => coordinator!.onReplies(entries, entries[0].ctx.manager),
       consumerConfig: { sessionTimeout: 6_000, heartbeatInterval: 1_000 },
       onHandled: async () => {
         if (env.KILL_WHEN !== 'confirming') return;
@@ -92,6 +93,9 @@ async function main(): Promise<void> {
       consumerConfig: { sessionTimeout: 6_000, heartbeatInterval: 1_000 },
       handle: async (message, ctx) => {
         for (const node of nodes) await node.handle(message, ctx.manager);
+      },
+      handleRun: async (entries) => {
+        for (const node of nodes) await node.handleRun(entries, entries[0].ctx.manager);
       },
     });
   }

@@ -118,8 +118,30 @@ interface BranchRow {
 
 type Reply = MessageOf<typeof TccReply>;
 
+interface PendingBegin {
+  gtid: string;
+  options: BeginOptions;
+  created: Date;
+  deadline: Date;
+  trace: Context;
+}
+
+interface QueuedBegin extends PendingBegin {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** A reply and the trace context it was handled in (see `onReplies`). */
+export interface ReplyEntry {
+  message: Envelope;
+  trace?: Context;
+}
+
 const FINISHED_CHANNEL = 'tcc_finished';
 const TICK_BATCH = 200;
+// begin() calls waiting for a commit are recorded together, this many at most per transaction.
+const BEGIN_GROUP_SIZE = 500;
+const BEGIN_GROUPS_IN_FLIGHT = 2;
 
 export class TccCoordinator {
   private readonly catalog: MessageCatalog;
@@ -130,6 +152,14 @@ export class TccCoordinator {
   private listener: Client | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  private readonly beginQueue: QueuedBegin[] = [];
+  private beginsInFlight = 0;
+  private readonly outcomeQueue: Array<{
+    gtid: string;
+    resolve: (outcome: Outcome) => void;
+    reject: (error: unknown) => void;
+  }> = [];
+  private readingOutcomes = false;
   private readonly metrics: ReturnType<typeof coordinatorMetrics>;
 
   constructor(private readonly options: TccCoordinatorOptions) {
@@ -176,57 +206,117 @@ export class TccCoordinator {
     await listener?.end().catch(() => undefined);
   }
 
-  /** Records the transaction, its branches and their Try commands in one commit; returns the id. */
+  /**
+   * Records the transaction, its branches and their Try commands in one commit; returns the id.
+   * Without a `manager`, calls made while an earlier commit is in flight are recorded together in
+   * one transaction (a few statements for the whole group); if that fails, each is recorded alone,
+   * so one bad call fails only itself.
+   */
   async begin(options: BeginOptions): Promise<string> {
     if (options.branches.length === 0)
       throw new Error('a global transaction needs at least one branch');
-    const gtid = options.gtid ?? uuidv7();
-    const work = async (manager: EntityManager) => {
-      const now = new Date(this.clock());
-      const deadline = new Date(this.clock() + options.timeoutMs);
-      await manager.query(
-        `INSERT INTO tcc_transactions (gtid, kind, state, correlation_id, deadline, created_at, updated_at)
-         VALUES ($1, $2, 'TRYING', $3, $4, $5, $5)`,
-        [gtid, options.kind, options.correlationId, deadline, now],
-      );
-      const retryAt = new Date(this.clock() + this.retryInitialMs);
-      await manager.query(
-        `INSERT INTO tcc_branches (gtid, branch_id, participant, resource, payload, next_attempt_at)
-         SELECT $1, b.branch_id, b.participant, b.resource, b.payload, $6
-           FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[]) AS b(branch_id, participant, resource, payload)`,
-        [
-          gtid,
-          options.branches.map((b) => b.branchId),
-          options.branches.map((b) => b.participant),
-          options.branches.map((b) => b.resource),
-          options.branches.map((b) => JSON.stringify(b.payload)),
-          retryAt,
-        ],
-      );
-      const branches = options.branches.map((b) => ({ ...b, branch_id: b.branchId }));
-      await this.send(
-        manager,
-        'TRY',
-        { gtid, correlation_id: options.correlationId, deadline },
-        branches,
-        options.causationId,
-      );
+    const now = this.clock();
+    const pending: PendingBegin = {
+      gtid: options.gtid ?? uuidv7(),
+      options,
+      created: new Date(now),
+      deadline: new Date(now + options.timeoutMs),
       // The trace it began in: commands sent later by tick (re-sends, the deadline's cancel) join it.
-      await log(manager, gtid, null, 'BEGIN', {
-        kind: options.kind,
-        branches: options.branches.length,
-        ...currentTraceContext(),
-      });
+      trace: context.active(),
     };
     beganKinds(this.options.registry ?? defaultRegistry).add(options.kind);
     if (options.manager) {
-      await work(options.manager);
+      await this.record(options.manager, [pending]);
       afterCommit(options.manager, () => this.metrics.started.inc({ kind: options.kind }));
-    } else {
-      await this.options.dataSource.transaction(work);
-      this.metrics.started.inc({ kind: options.kind });
+      return pending.gtid;
     }
-    return gtid;
+    await new Promise<void>((resolve, reject) => {
+      this.beginQueue.push({ ...pending, resolve, reject });
+      this.flushBegins();
+    });
+    this.metrics.started.inc({ kind: options.kind });
+    return pending.gtid;
+  }
+
+  private flushBegins(): void {
+    while (this.beginsInFlight < BEGIN_GROUPS_IN_FLIGHT && this.beginQueue.length > 0) {
+      const group = this.beginQueue.splice(0, BEGIN_GROUP_SIZE);
+      this.beginsInFlight++;
+      void this.recordGroup(group).finally(() => {
+        this.beginsInFlight--;
+        this.flushBegins();
+      });
+    }
+  }
+
+  private async recordGroup(group: QueuedBegin[]): Promise<void> {
+    try {
+      await this.options.dataSource.transaction((manager) => this.record(manager, group));
+      for (const begin of group) begin.resolve();
+      return;
+    } catch (error) {
+      if (group.length === 1) {
+        group[0].reject(error);
+        return;
+      }
+    }
+    for (const begin of group) {
+      await this.options.dataSource
+        .transaction((manager) => this.record(manager, [begin]))
+        .then(begin.resolve, begin.reject);
+    }
+  }
+
+  // Transactions, branches and BEGIN log entries in one statement, the Try commands in a second.
+  private async record(manager: EntityManager, begins: PendingBegin[]): Promise<void> {
+    const branches = begins.flatMap((b) =>
+      b.options.branches.map((branch) => ({ begin: b, branch })),
+    );
+    await manager.query(
+      `WITH t AS (
+         INSERT INTO tcc_transactions (gtid, kind, state, correlation_id, deadline, created_at, updated_at)
+         SELECT gtid, kind, 'TRYING', correlation_id, deadline, created_at, created_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+                AS u(gtid, kind, correlation_id, deadline, created_at)),
+       b AS (
+         INSERT INTO tcc_branches (gtid, branch_id, participant, resource, payload, next_attempt_at)
+         SELECT * FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[]))
+       INSERT INTO tcc_log (gtid, branch_id, kind, detail)
+       SELECT gtid, NULL, 'BEGIN', detail FROM unnest($1::text[], $12::jsonb[]) AS l(gtid, detail)`,
+      [
+        begins.map((b) => b.gtid),
+        begins.map((b) => b.options.kind),
+        begins.map((b) => b.options.correlationId),
+        begins.map((b) => b.deadline),
+        begins.map((b) => b.created),
+        branches.map((x) => x.begin.gtid),
+        branches.map((x) => x.branch.branchId),
+        branches.map((x) => x.branch.participant),
+        branches.map((x) => x.branch.resource),
+        branches.map((x) => JSON.stringify(x.branch.payload)),
+        branches.map((x) => new Date(x.begin.created.getTime() + this.retryInitialMs)),
+        begins.map((b) =>
+          JSON.stringify({
+            kind: b.options.kind,
+            branches: b.options.branches.length,
+            ...context.with(b.trace, currentTraceContext),
+          }),
+        ),
+      ],
+    );
+    await enqueueOutbox(
+      manager,
+      begins.flatMap((b) =>
+        context.with(b.trace, () =>
+          this.commands(
+            'TRY',
+            { gtid: b.gtid, correlation_id: b.options.correlationId, deadline: b.deadline },
+            b.options.branches.map((branch) => ({ ...branch, branch_id: branch.branchId })),
+            b.options.causationId,
+          ),
+        ),
+      ),
+    );
   }
 
   /** Applies a participant's reply inside the consumer's transaction (two statements when nothing changes phase). */
@@ -307,6 +397,211 @@ export class TccCoordinator {
     );
     if (open === 0)
       await this.finish(manager, tx, settlingPhase === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED');
+  }
+
+  /**
+   * Applies a run of replies inside the consumer's transaction with a fixed number of statements:
+   * one locks every transaction concerned (in gtid order) and reads its branches, one writes every
+   * branch, transaction and log change, one enqueues every Confirm or Cancel that follows. Replies
+   * are applied in order, each seeing what the ones before it changed, so the result is the same as
+   * `onReply` for each in turn.
+   */
+  async onReplies(entries: ReadonlyArray<ReplyEntry>, manager: EntityManager): Promise<void> {
+    const replies = entries.filter((e) => e.message.type === TccReply.type);
+    if (replies.length === 0) return;
+    const gtids = [
+      ...new Set(replies.map((e) => (e.message as Reply).data.globalTransactionId)),
+    ].sort();
+    const rows: Array<TransactionRow & { created_at: Date; branches: BranchRow[] }> =
+      await manager.query(
+        `WITH t AS MATERIALIZED (
+           SELECT * FROM tcc_transactions WHERE gtid = ANY($1) ORDER BY gtid FOR UPDATE)
+         SELECT t.gtid, t.kind, t.state, t.correlation_id, t.deadline, t.failure, t.created_at,
+                coalesce(json_agg(json_build_object(
+                  'gtid', b.gtid, 'branch_id', b.branch_id, 'participant', b.participant,
+                  'resource', b.resource, 'payload', b.payload, 'try_status', b.try_status,
+                  'settled', b.settled, 'attempts', b.attempts)) FILTER (WHERE b.gtid IS NOT NULL),
+                  '[]') AS branches
+           FROM t LEFT JOIN tcc_branches b ON b.gtid = t.gtid
+          GROUP BY t.gtid, t.kind, t.state, t.correlation_id, t.deadline, t.failure, t.created_at`,
+        [gtids],
+      );
+    const now = new Date(this.clock());
+    const retryAt = new Date(this.clock() + this.retryInitialMs);
+    const txs = new Map(
+      rows.map((row) => [
+        row.gtid,
+        {
+          row,
+          branches: new Map(row.branches.map((b) => [b.branch_id, { ...b, reset: false }])),
+          changed: false,
+          finished: false,
+        },
+      ]),
+    );
+    const touched = new Map<string, BranchRow & { reset: boolean }>();
+    const logs: Array<{ gtid: string; branchId: string | null; kind: string; detail: object }> = [];
+    const commands: OutboxMessage[] = [];
+    const decisions: Decision[] = [];
+    const finished: Array<{ kind: string; state: 'CONFIRMED' | 'CANCELLED'; createdAt: Date }> = [];
+
+    const decide = (
+      tx: NonNullable<ReturnType<typeof txs.get>>,
+      state: 'CONFIRMING' | 'CANCELLING',
+      failure: Failure | null,
+      causationId: string,
+      trace: Context,
+    ) => {
+      tx.row.state = state;
+      tx.row.failure = failure;
+      tx.changed = true;
+      // Every branch gets the second phase, whatever its Try did (a lost Try reply still reserved).
+      const branches = [...tx.branches.values()];
+      for (const b of branches) {
+        b.settled = false;
+        b.attempts = 1;
+        b.reset = true;
+        touched.set(`${b.gtid}\u0000${b.branch_id}`, b);
+      }
+      commands.push(
+        ...context.with(trace, () =>
+          this.commands(
+            state === 'CONFIRMING' ? 'CONFIRM' : 'CANCEL',
+            tx.row,
+            branches,
+            causationId,
+          ),
+        ),
+      );
+      logs.push({ gtid: tx.row.gtid, branchId: null, kind: 'STATE', detail: { state, failure } });
+      decisions.push({
+        gtid: tx.row.gtid,
+        kind: tx.row.kind,
+        correlationId: tx.row.correlation_id,
+        state,
+        failure,
+      });
+    };
+
+    for (const { message, trace } of replies) {
+      const reply = (message as Reply).data;
+      const tx = txs.get(reply.globalTransactionId);
+      const branch = tx?.branches.get(reply.branchId);
+      if (!tx || !branch) {
+        this.options.logger.warn(
+          { gtid: reply.globalTransactionId, branchId: reply.branchId },
+          'reply for an unknown branch',
+        );
+        continue;
+      }
+      logs.push({
+        gtid: tx.row.gtid,
+        branchId: branch.branch_id,
+        kind: 'REPLY',
+        detail: {
+          phase: reply.phase,
+          outcome: reply.outcome,
+          reason: reply.reason,
+          eventId: message.metadata.eventId,
+        },
+      });
+      const settlingPhase =
+        reply.phase === 'CONFIRM'
+          ? 'CONFIRMING'
+          : reply.phase === 'CANCEL'
+            ? 'CANCELLING'
+            : undefined;
+      const applies =
+        reply.phase === 'TRY'
+          ? tx.row.state === 'TRYING' && branch.try_status === 'PENDING'
+          : tx.row.state === settlingPhase && !branch.settled && reply.outcome === 'SUCCEEDED';
+      if (!applies) continue;
+      const others = [...tx.branches.values()].filter((b) => b !== branch);
+      const ctx = trace ?? context.active();
+      touched.set(`${branch.gtid}\u0000${branch.branch_id}`, branch);
+      if (reply.phase === 'TRY') {
+        branch.try_status = reply.outcome;
+        if (reply.outcome === 'FAILED') {
+          const failure: Failure = {
+            branchId: branch.branch_id,
+            participant: branch.participant,
+            code: reply.reason?.code ?? 'FAILED',
+            message: reply.reason?.message ?? 'the branch refused its Try',
+          };
+          decide(tx, 'CANCELLING', failure, message.metadata.eventId, ctx);
+        } else if (others.every((b) => b.try_status === 'SUCCEEDED')) {
+          decide(tx, 'CONFIRMING', null, message.metadata.eventId, ctx);
+        }
+        continue;
+      }
+      branch.settled = true;
+      if (others.every((b) => b.settled)) {
+        const state = settlingPhase === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED';
+        tx.row.state = state;
+        tx.changed = true;
+        tx.finished = true;
+        logs.push({ gtid: tx.row.gtid, branchId: null, kind: 'STATE', detail: { state } });
+        finished.push({ kind: tx.row.kind, state, createdAt: tx.row.created_at });
+      }
+    }
+
+    const branchChanges = [...touched.values()];
+    const txChanges = [...txs.values()].filter((tx) => tx.changed);
+    const notices = txChanges.filter((tx) => tx.finished);
+    await manager.query(
+      `WITH br AS (
+         UPDATE tcc_branches b
+            SET try_status = u.try_status, settled = u.settled,
+                attempts = CASE WHEN u.reset THEN 1 ELSE b.attempts END,
+                next_attempt_at = CASE WHEN u.reset THEN $15 ELSE b.next_attempt_at END
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bool[])
+                AS u(gtid, branch_id, try_status, settled, reset)
+          WHERE b.gtid = u.gtid AND b.branch_id = u.branch_id),
+       tx AS (
+         UPDATE tcc_transactions t
+            SET state = u.state, failure = u.failure, updated_at = $16,
+                finished_at = CASE WHEN u.finished THEN $16 ELSE t.finished_at END
+           FROM unnest($6::text[], $7::text[], $8::jsonb[], $9::bool[]) AS u(gtid, state, failure, finished)
+          WHERE t.gtid = u.gtid),
+       lg AS (
+         INSERT INTO tcc_log (gtid, branch_id, kind, detail)
+         SELECT gtid, branch_id, kind, detail
+           FROM unnest($10::text[], $11::text[], $12::text[], $13::jsonb[]) WITH ORDINALITY
+                AS l(gtid, branch_id, kind, detail, n)
+          ORDER BY n)
+       SELECT pg_notify('${FINISHED_CHANNEL}', n) FROM unnest($14::text[]) AS n`,
+      [
+        branchChanges.map((b) => b.gtid),
+        branchChanges.map((b) => b.branch_id),
+        branchChanges.map((b) => b.try_status),
+        branchChanges.map((b) => b.settled),
+        branchChanges.map((b) => b.reset),
+        txChanges.map((tx) => tx.row.gtid),
+        txChanges.map((tx) => tx.row.state),
+        txChanges.map((tx) => (tx.row.failure ? JSON.stringify(tx.row.failure) : null)),
+        txChanges.map((tx) => tx.finished),
+        logs.map((l) => l.gtid),
+        logs.map((l) => l.branchId),
+        logs.map((l) => l.kind),
+        logs.map((l) => JSON.stringify(l.detail)),
+        notices.map((tx) => `${tx.row.state}:${tx.row.gtid}`),
+        retryAt,
+        now,
+      ],
+    );
+    await enqueueOutbox(manager, commands);
+    for (const decision of decisions) await this.options.onDecided?.(decision, manager);
+    if (finished.length > 0) {
+      afterCommit(manager, () => {
+        for (const f of finished) {
+          this.metrics.finished.inc({ kind: f.kind, state: f.state });
+          this.metrics.duration.observe(
+            { kind: f.kind, state: f.state },
+            (now.getTime() - new Date(f.createdAt).getTime()) / 1000,
+          );
+        }
+      });
+    }
   }
 
   /**
@@ -399,7 +694,7 @@ export class TccCoordinator {
     set.add(listener);
     try {
       const deadline = Date.now() + timeoutMs;
-      let outcome = await this.outcome(gtid);
+      let outcome = await this.groupedOutcome(gtid);
       for (;;) {
         if (outcome.state !== 'PENDING') return outcome;
         const left = deadline - Date.now();
@@ -415,11 +710,44 @@ export class TccCoordinator {
         });
         // A confirmed transaction needs nothing more; a cancelled one is read for its failure.
         outcome =
-          notified === 'CONFIRMED' ? { state: 'CONFIRMED', gtid } : await this.outcome(gtid);
+          notified === 'CONFIRMED' ? { state: 'CONFIRMED', gtid } : await this.groupedOutcome(gtid);
       }
     } finally {
       set.delete(listener);
       if (set.size === 0) this.waiters.delete(gtid);
+    }
+  }
+
+  // outcome() for many waiters at once: reads asked for while one is in flight share the next query.
+  private groupedOutcome(gtid: string): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      this.outcomeQueue.push({ gtid, resolve, reject });
+      if (!this.readingOutcomes) void this.readOutcomes();
+    });
+  }
+
+  private async readOutcomes(): Promise<void> {
+    this.readingOutcomes = true;
+    try {
+      while (this.outcomeQueue.length > 0) {
+        const asked = this.outcomeQueue.splice(0, 1_000);
+        try {
+          const rows: TransactionRow[] = await this.options.dataSource.query(
+            'SELECT gtid, state, failure FROM tcc_transactions WHERE gtid = ANY($1)',
+            [[...new Set(asked.map((a) => a.gtid))]],
+          );
+          const byGtid = new Map(rows.map((row) => [row.gtid, row]));
+          for (const { gtid, resolve, reject } of asked) {
+            const tx = byGtid.get(gtid);
+            if (!tx) reject(new Error(`unknown global transaction ${gtid}`));
+            else resolve(outcomeOf(tx));
+          }
+        } catch (error) {
+          for (const { reject } of asked) reject(error);
+        }
+      }
+    } finally {
+      this.readingOutcomes = false;
     }
   }
 
@@ -429,9 +757,7 @@ export class TccCoordinator {
       [gtid],
     );
     if (!tx) throw new Error(`unknown global transaction ${gtid}`);
-    if (tx.state === 'CONFIRMED') return { state: 'CONFIRMED', gtid };
-    if (tx.state === 'CANCELLED') return { state: 'CANCELLED', gtid, failure: tx.failure };
-    return { state: 'PENDING', gtid, current: tx.state };
+    return outcomeOf(tx);
   }
 
   /**
@@ -643,7 +969,16 @@ export class TccCoordinator {
     branches: Array<Pick<BranchRow, 'branch_id' | 'participant' | 'resource' | 'payload'>>,
     causationId?: string,
   ): Promise<void> {
-    const messages: OutboxMessage[] = branches.map((b) => {
+    await enqueueOutbox(manager, this.commands(phase, tx, branches, causationId));
+  }
+
+  private commands(
+    phase: 'TRY' | 'CONFIRM' | 'CANCEL',
+    tx: Pick<TransactionRow, 'gtid' | 'correlation_id' | 'deadline'>,
+    branches: Array<Pick<BranchRow, 'branch_id' | 'participant' | 'resource' | 'payload'>>,
+    causationId?: string,
+  ): OutboxMessage[] {
+    return branches.map((b) => {
       const common = {
         globalTransactionId: tx.gtid,
         branchId: b.branch_id,
@@ -669,7 +1004,6 @@ export class TccCoordinator {
             : createEnvelope(TccCancel, common, ctx);
       return routeMessage(this.catalog, envelope, this.options.topicPrefix);
     });
-    await enqueueOutbox(manager, messages);
   }
 
   private async lock(manager: EntityManager, gtid: string): Promise<TransactionRow | undefined> {
@@ -706,6 +1040,13 @@ export class InvalidOperatorActionError extends Error {
   ) {
     super(`cannot ${action} ${gtid}: it is ${state}`);
   }
+}
+
+function outcomeOf(tx: Pick<TransactionRow, 'gtid' | 'state' | 'failure'>): Outcome {
+  const { gtid } = tx;
+  if (tx.state === 'CONFIRMED') return { state: 'CONFIRMED', gtid };
+  if (tx.state === 'CANCELLED') return { state: 'CANCELLED', gtid, failure: tx.failure };
+  return { state: 'PENDING', gtid, current: tx.state };
 }
 
 // The trace each transaction began in (from its BEGIN entry), for work done outside any request.

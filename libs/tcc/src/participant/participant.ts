@@ -12,7 +12,8 @@ import {
   TccTry,
   MessageOf,
 } from '@finance/contracts';
-import { createEnvelope, enqueueOutbox, routeMessage } from '@finance/messaging';
+import { createEnvelope, enqueueOutbox, OutboxMessage, routeMessage } from '@finance/messaging';
+import { context as traceContext, type Context } from '@opentelemetry/api';
 import type { DataSource, EntityManager } from 'typeorm';
 import { BranchRejected } from '../errors';
 
@@ -30,6 +31,12 @@ export interface BranchHandlers {
   try(ctx: BranchContext, payload: Payload): Promise<void>;
   confirm(ctx: BranchContext, payload: Payload): Promise<void>;
   cancel(ctx: BranchContext, payload: Payload): Promise<void>;
+  /**
+   * Optional: the key of the row a branch with this payload locks (e.g. its account). `handleRun`
+   * then applies a run's branches sorted by it, so concurrent runs lock those rows in one order and
+   * cannot deadlock on them. Only for handlers that lock that one row.
+   */
+  lockKey?(payload: Payload): string;
 }
 
 export interface TccParticipantOptions {
@@ -57,6 +64,17 @@ interface BarrierRow {
   outcome: 'SUCCEEDED' | 'FAILED' | 'BLOCKED';
   reason: { code: string; message: string } | null;
   payload: Payload | null;
+}
+
+/** A command and the trace context it was handled in (see `handleRun`). */
+export interface CommandEntry {
+  message: Envelope;
+  trace?: Context;
+}
+
+/** `handleRun` found the barrier changed by another transaction since it read it. */
+export class BarrierRaceError extends Error {
+  override readonly name = 'BarrierRaceError';
 }
 
 const PHASE_OF: Record<string, Phase> = {
@@ -104,6 +122,156 @@ export class TccParticipant {
         throw new Error(`unknown phase ${String(never)}`);
       }
     }
+  }
+
+  /**
+   * Runs a run of commands inside `manager`'s transaction with the barrier read and written once for
+   * the whole run and one outbox insert for every reply; the business handlers still run once per
+   * branch, in order. The outcomes are those `handle` gives each command in turn. A handler's
+   * BranchRejected is not caught here (there is no savepoint per branch): it propagates, and the
+   * caller redoes the run one command at a time with `handle`, which records and reports the refusal.
+   */
+  async handleRun(
+    entries: ReadonlyArray<CommandEntry>,
+    manager: EntityManager,
+  ): Promise<ParticipantOutcome[]> {
+    const mine = entries.filter((e) => this.owns(e.message));
+    if (mine.length === 0) return entries.map(() => 'not-mine');
+    if (!manager.queryRunner?.isTransactionActive)
+      throw new Error('a TCC command must run in a transaction');
+    const keyOf = (gtid: string, branchId: string, phase: Phase) =>
+      `${gtid}\u0000${branchId}\u0000${phase}`;
+    const pairs = new Map<string, { gtid: string; branchId: string }>();
+    for (const { message } of mine) {
+      const { globalTransactionId: gtid, branchId, resource } = (message as Command).data;
+      if (!this.options.resources[resource])
+        throw new Error(`no handlers for resource ${resource}`);
+      pairs.set(`${gtid}\u0000${branchId}`, { gtid, branchId });
+    }
+    const existing: Array<BarrierRow & { gtid: string; branch_id: string; phase: Phase }> =
+      await manager.query(
+        `SELECT b.gtid, b.branch_id, b.phase, b.outcome, b.reason, b.payload
+           FROM tcc_barrier b JOIN unnest($1::text[], $2::text[]) AS k(gtid, branch_id)
+             ON b.gtid = k.gtid AND b.branch_id = k.branch_id`,
+        [[...pairs.values()].map((p) => p.gtid), [...pairs.values()].map((p) => p.branchId)],
+      );
+    const rows = new Map(
+      existing.map((r) => [keyOf(r.gtid, r.branch_id, r.phase), r as BarrierRow]),
+    );
+    const claims: Array<{ gtid: string; branchId: string; phase: Phase; row: BarrierRow }> = [];
+    const claim = (gtid: string, branchId: string, phase: Phase, row: BarrierRow) => {
+      const key = keyOf(gtid, branchId, phase);
+      if (rows.has(key)) return false;
+      rows.set(key, row);
+      claims.push({ gtid, branchId, phase, row });
+      return true;
+    };
+    const effects: Array<{ key: string; run: () => Promise<void> }> = [];
+    const replies: OutboxMessage[] = [];
+    const outcomes = new Map<CommandEntry, ParticipantOutcome>();
+    for (const entry of mine) {
+      const command = entry.message as Command;
+      const { globalTransactionId: gtid, branchId, resource } = command.data;
+      const handlers = this.options.resources[resource];
+      const phase = PHASE_OF[command.type];
+      const reply = (outcome: 'SUCCEEDED' | 'FAILED', reason?: { code: string; message: string }) =>
+        replies.push(
+          traceContext.with(entry.trace ?? traceContext.active(), () =>
+            this.replyMessage(command, phase, outcome, reason),
+          ),
+        );
+      const ctx = context(manager, command);
+      let outcome: ParticipantOutcome;
+      if (phase === 'TRY') {
+        const { payload } = command.data as MessageOf<typeof TccTry>['data'];
+        if (claim(gtid, branchId, 'TRY', { outcome: 'SUCCEEDED', reason: null, payload })) {
+          effects.push({ key: lockKey(handlers, payload), run: () => handlers.try(ctx, payload) });
+          reply('SUCCEEDED');
+          outcome = 'executed';
+        } else {
+          const row = rows.get(keyOf(gtid, branchId, 'TRY'))!;
+          if (row.outcome === 'BLOCKED') {
+            reply('FAILED', {
+              code: 'TRY_AFTER_CANCEL',
+              message: 'the branch was cancelled before this Try arrived',
+            });
+            outcome = 'refused-after-cancel';
+          } else {
+            reply(row.outcome, row.reason ?? undefined);
+            outcome = 'duplicate';
+          }
+        }
+      } else if (phase === 'CONFIRM') {
+        if (
+          !claim(gtid, branchId, 'CONFIRM', { outcome: 'SUCCEEDED', reason: null, payload: null })
+        ) {
+          const row = rows.get(keyOf(gtid, branchId, 'CONFIRM'))!;
+          reply(row.outcome === 'SUCCEEDED' ? 'SUCCEEDED' : 'FAILED');
+          outcome = 'duplicate';
+        } else {
+          const tried = rows.get(keyOf(gtid, branchId, 'TRY'));
+          if (tried?.outcome !== 'SUCCEEDED') {
+            // The coordinator only confirms after every Try succeeded; anything else is a protocol error.
+            throw new Error(`Confirm of ${gtid}/${branchId} without a successful Try`);
+          }
+          const payload = tried.payload ?? {};
+          effects.push({
+            key: lockKey(handlers, payload),
+            run: () => handlers.confirm(ctx, payload),
+          });
+          reply('SUCCEEDED');
+          outcome = 'executed';
+        }
+      } else {
+        // Taking the Try slot first blocks any Try still in flight from running later.
+        const none = { reason: null, payload: null };
+        const blockedTry = claim(gtid, branchId, 'TRY', { outcome: 'BLOCKED', ...none });
+        const firstCancel = claim(gtid, branchId, 'CANCEL', { outcome: 'SUCCEEDED', ...none });
+        const tried = rows.get(keyOf(gtid, branchId, 'TRY'))!;
+        if (!firstCancel) outcome = 'duplicate';
+        else if (blockedTry) outcome = 'null-compensation';
+        // A rejected Try left nothing behind to undo.
+        else if (tried.outcome !== 'SUCCEEDED') outcome = 'nothing-to-cancel';
+        else {
+          const payload = tried.payload ?? {};
+          effects.push({
+            key: lockKey(handlers, payload),
+            run: () => handlers.cancel(ctx, payload),
+          });
+          outcome = 'executed';
+        }
+        reply('SUCCEEDED');
+      }
+      outcomes.set(entry, outcome);
+    }
+    if (claims.length > 0) {
+      // Sorted, so runs that touch the same barrier rows take their locks in one order.
+      claims.sort((a, b) =>
+        keyOf(a.gtid, a.branchId, a.phase) < keyOf(b.gtid, b.branchId, b.phase) ? -1 : 1,
+      );
+      const inserted: unknown[] = await manager.query(
+        `INSERT INTO tcc_barrier (gtid, branch_id, phase, outcome, payload)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
+         ON CONFLICT DO NOTHING RETURNING 1`,
+        [
+          claims.map((c) => c.gtid),
+          claims.map((c) => c.branchId),
+          claims.map((c) => c.phase),
+          claims.map((c) => c.row.outcome),
+          claims.map((c) => (c.row.payload === null ? null : JSON.stringify(c.row.payload))),
+        ],
+      );
+      if (inserted.length !== claims.length) {
+        throw new BarrierRaceError(
+          'a barrier row was written by another transaction during the run',
+        );
+      }
+    }
+    // A stable sort: the phases of one branch share a key and keep their order.
+    effects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const effect of effects) await effect.run();
+    await enqueueOutbox(manager, replies);
+    return entries.map((e) => outcomes.get(e) ?? 'not-mine');
   }
 
   private async runTry(
@@ -207,6 +375,15 @@ export class TccParticipant {
     outcome: 'SUCCEEDED' | 'FAILED' | 'BLOCKED',
     reason?: { code: string; message: string },
   ): Promise<void> {
+    await enqueueOutbox(manager, [this.replyMessage(command, phase, outcome, reason)]);
+  }
+
+  private replyMessage(
+    command: Command,
+    phase: Phase,
+    outcome: 'SUCCEEDED' | 'FAILED' | 'BLOCKED',
+    reason?: { code: string; message: string },
+  ): OutboxMessage {
     const { globalTransactionId, branchId, participant, resource } = command.data;
     const data: Reply = {
       globalTransactionId,
@@ -224,7 +401,7 @@ export class TccParticipant {
       correlationId: command.metadata.correlationId,
       causationId: command.metadata.eventId,
     });
-    await enqueueOutbox(manager, [routeMessage(this.catalog, envelope, this.options.topicPrefix)]);
+    return routeMessage(this.catalog, envelope, this.options.topicPrefix);
   }
 }
 
@@ -249,6 +426,10 @@ export async function purgeBarrier(
     total += n;
     if (n < batchSize) return total;
   }
+}
+
+function lockKey(handlers: BranchHandlers, payload: Payload): string {
+  return handlers.lockKey?.(payload) ?? '';
 }
 
 function context(manager: EntityManager, command: Command): BranchContext {
