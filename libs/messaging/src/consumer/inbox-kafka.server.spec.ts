@@ -78,3 +78,27 @@ describe('InboxRpcContext', () => {
     expect(ctx.getHeaders()).toEqual({ 'event-type': 'A' });
   });
 });
+
+describe('InboxKafkaServer run handlers', () => {
+  it('gives consecutive messages of a run handler to it together, in order, and others to @EventPattern', async () => {
+    const s = server();
+    const calls: string[] = [];
+    s.addHandler(
+      'A',
+      async (m: { metadata: { eventId: string } }) => {
+        calls.push(`A:${m.metadata.eventId}`);
+      },
+      true,
+    );
+    s.addRunHandler(['B', 'C'], async (entries) => {
+      calls.push(`run:${entries.map((e) => e.message.metadata.eventId).join(',')}`);
+    });
+    const entry = (type: string, eventId: string) =>
+      ({ message: { type, metadata: { eventId } }, ctx: {}, trace: {} }) as never;
+    const dispatchRun = (
+      s as unknown as { dispatchRun(entries: unknown[]): Promise<void> }
+    ).dispatchRun.bind(s);
+    await dispatchRun([entry('B', '1'), entry('C', '2'), entry('A', '3'), entry('B', '4')]);
+    expect(calls).toEqual(['run:1,2', 'A:3', 'run:4']);
+  });
+});

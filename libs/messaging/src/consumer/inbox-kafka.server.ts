@@ -1,12 +1,20 @@
 // Nest transport on InboxConsumer: @EventPattern('<MessageType>') handlers, @Ctx() transaction.
 import { Envelope, MessageCatalog, SYSTEM_CATALOG, topicName } from '@finance/contracts';
 import { CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { context } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay, retryPolicy } from './backoff';
 import { HandlerFailedError } from './errors';
-import { HandledInfo, InboxConsumer, InboxConsumerOptions, InboxContext } from './inbox-consumer';
+import {
+  HandledInfo,
+  InboxConsumer,
+  InboxConsumerOptions,
+  InboxContext,
+  InboxRunEntry,
+  InboxRunHandler,
+} from './inbox-consumer';
 import { InboxRpcContext } from './inbox-rpc.context';
 
 /** Pass it as the transport of `@EventPattern(type, INBOX_KAFKA_TRANSPORT)` in a hybrid app. */
@@ -51,6 +59,7 @@ export class InboxKafkaServer
   private closing = false;
   private readonly closed = new AbortController();
   private readonly emitter = new EventEmitter();
+  private readonly runHandlers = new Map<string, InboxRunHandler>();
 
   constructor(private readonly options: InboxKafkaServerOptions) {
     super();
@@ -78,6 +87,17 @@ export class InboxKafkaServer
   ): this {
     this.emitter.on(event, callback);
     return this;
+  }
+
+  /**
+   * Messages of these types that arrive together in a consumer run go to `handler` in one call
+   * (see `InboxConsumerOptions.handleRun`) instead of to their `@EventPattern` handler one by one.
+   * The `@EventPattern` handler stays: a run that fails is redone one message at a time with it.
+   * Call before the server listens.
+   */
+  addRunHandler(types: readonly string[], handler: InboxRunHandler): void {
+    if (this.consumer) throw new Error('run handlers must be added before the server listens');
+    for (const type of types) this.runHandlers.set(type, handler);
   }
 
   /** For readiness: null once the consumer has joined its group and is fetching. */
@@ -133,6 +153,7 @@ export class InboxKafkaServer
       catalog,
       topics,
       handle: (message, ctx) => this.dispatch(message, ctx),
+      ...(this.runHandlers.size > 0 ? { handleRun: (entries) => this.dispatchRun(entries) } : {}),
       onHandled: async (info) => {
         this.emitter.emit('handled', info);
         await this.options.onHandled?.(info);
@@ -145,6 +166,32 @@ export class InboxKafkaServer
     });
     await this.consumer.start();
     this._status$.next('connected');
+  }
+
+  // In order: consecutive messages with the same run handler go to it together, others one by one.
+  private async dispatchRun(entries: ReadonlyArray<InboxRunEntry>): Promise<void> {
+    let group: InboxRunEntry[] = [];
+    let groupHandler: InboxRunHandler | undefined;
+    const flush = async () => {
+      if (groupHandler && group.length > 0) await groupHandler(group);
+      group = [];
+      groupHandler = undefined;
+    };
+    for (const entry of entries) {
+      const handler = this.runHandlers.get(entry.message.type);
+      if (handler && handler === groupHandler) {
+        group.push(entry);
+        continue;
+      }
+      await flush();
+      if (handler) {
+        groupHandler = handler;
+        group = [entry];
+      } else {
+        await context.with(entry.trace, () => this.dispatch(entry.message, entry.ctx));
+      }
+    }
+    await flush();
   }
 
   // Catalog types this service has no handler for share the topics: the inbox records them.

@@ -10,6 +10,7 @@ import {
   ModuleMetadata,
   OnApplicationBootstrap,
   OnApplicationShutdown,
+  OnModuleInit,
   Type,
 } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
@@ -86,6 +87,22 @@ class TccCommandsController {
   }
 }
 
+// A consumer run of commands goes to the participant in one call (the barrier read and written once
+// for the run); the @EventPattern handlers above take over one by one if the run fails.
+@Injectable()
+class ParticipantRuns implements OnModuleInit {
+  constructor(
+    @Inject(TCC_PARTICIPANT) private readonly participant: TccParticipant,
+    @Inject(TCC_INBOX_SERVER) private readonly server: InboxKafkaServer,
+  ) {}
+
+  onModuleInit(): void {
+    this.server.addRunHandler(['TccTry', 'TccConfirm', 'TccCancel'], async (entries) => {
+      await this.participant.handleRun(entries, entries[0].ctx.manager);
+    });
+  }
+}
+
 export interface TccParticipantModuleOptions {
   service: ServiceName;
   /** Resource name → the provider (from `imports`) that runs its Try, Confirm and Cancel. */
@@ -114,6 +131,7 @@ export class TccParticipantModule {
               ),
             }),
         },
+        ParticipantRuns,
       ],
       exports: [TCC_PARTICIPANT, TccTransportModule],
     };
@@ -131,8 +149,18 @@ class TccRepliesController {
 }
 
 @Injectable()
-class CoordinatorLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
-  constructor(@Inject(TCC_COORDINATOR) private readonly coordinator: TccCoordinator) {}
+class CoordinatorLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(
+    @Inject(TCC_COORDINATOR) private readonly coordinator: TccCoordinator,
+    @Inject(TCC_INBOX_SERVER) private readonly server: InboxKafkaServer,
+  ) {}
+
+  onModuleInit(): void {
+    // A consumer run of replies is applied in one call; TccRepliesController takes over if it fails.
+    this.server.addRunHandler(['TccReply'], (entries) =>
+      this.coordinator.onReplies(entries, entries[0].ctx.manager),
+    );
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.coordinator.start(); // resumes every unfinished transaction on its first tick
