@@ -16,7 +16,7 @@ import {
   waitUntilReady,
 } from '@finance/testing';
 import { createReadStream } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { provisionBench } from './support';
 import { formatSummary, summarize } from './stats';
@@ -82,6 +82,7 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
       const trading = running[0];
       const latencies: number[] = [];
       const answered: Record<number, number> = {};
+      const cpuBefore = await Promise.all(running.map((s) => cpuSeconds(s.child.pid)));
       const result = await runTradingSession(trading, {
         orders,
         accounts,
@@ -100,6 +101,19 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
       process.stdout.write(
         `HTTP answers ${JSON.stringify(answered)}; order states ${JSON.stringify(result.statuses)}; cancels ${result.cancels}\n`,
       );
+      // What the services themselves spent, which other work on the machine does not change much.
+      const cpuAfter = await Promise.all(running.map((s) => cpuSeconds(s.child.pid)));
+      const used = labels.map((name, i) => ({
+        name,
+        seconds: (cpuAfter[i] ?? NaN) - (cpuBefore[i] ?? NaN),
+      }));
+      if (used.every((u) => Number.isFinite(u.seconds))) {
+        const all = used.reduce((sum, u) => sum + u.seconds, 0);
+        process.stdout.write(
+          `service CPU: ${used.map((u) => `${u.name} ${u.seconds.toFixed(1)} s`).join(', ')}; ` +
+            `${all.toFixed(1)} s in all, ${((all * 1000) / orders).toFixed(1)} ms per order\n`,
+        );
+      }
       await settle(urls[0]);
       const violations = await invariantViolations({
         trading: urls[0],
@@ -125,6 +139,19 @@ export async function ordersBenchmark(flags: Record<string, string>): Promise<vo
       if (process.env.BENCH_KEEP !== '1') await rm(traces, { recursive: true, force: true });
     }
   });
+}
+
+// CPU seconds (user + system) a process has used so far, from Linux's /proc; undefined elsewhere.
+async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name; utime and stime are the 14th and 15th, in USER_HZ (100) ticks.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 // Spans are one per line; the files of a long run are too big to parse just to count them.
