@@ -317,10 +317,14 @@ describe('observability across the four services', () => {
       expect(total(all, 'authz_decisions_total', { outcome: 'denied' })).toBeGreaterThan(0);
     }
 
+    // The rejected order's transaction finishes once every branch acknowledged its Cancel.
     const trading = await waitFor(
-      'trading to hold the kill switch engaged',
+      'trading to hold the kill switch engaged and every transaction finished',
       () => metrics('trading'),
-      (m) => total(m, 'trading_kill_switches_engaged', { scope: 'SYMBOL' }) === 1,
+      (m) =>
+        total(m, 'trading_kill_switches_engaged', { scope: 'SYMBOL' }) === 1 &&
+        total(m, 'tcc_transactions_finished_total', { state: 'CANCELLED' }) === 1 &&
+        total(m, 'tcc_transactions_finished_total', { state: 'CONFIRMED' }) === 2,
       30_000,
     );
     expect(total(trading, 'trading_orders_placed_total')).toBe(3);
