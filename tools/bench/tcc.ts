@@ -53,7 +53,7 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
   // Fewer accounts means more transactions touching the same rows at once.
   const ACCOUNTS = Number(flags.accounts ?? 1_000);
   // Messages per participant transaction: larger runs commit less often but hold row locks longer.
-  const runSize = Number(flags['run-size'] ?? 20);
+  const runSize = Number(flags['run-size'] ?? 200);
   // The consumers call the coordinator and participants once per message instead of once per run.
   const perMessage = flags['per-message'] !== undefined;
   process.stdout.write(
