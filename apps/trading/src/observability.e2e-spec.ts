@@ -21,7 +21,7 @@ import {
   waitFor,
 } from '@finance/testing';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -59,6 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(Object.values(services).map((s) => s?.process.stop()));
+  rmSync(traces, { recursive: true, force: true });
 });
 
 async function openFunded(id: string, deposit: Record<string, string>): Promise<string> {
