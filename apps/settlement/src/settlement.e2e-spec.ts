@@ -4,6 +4,7 @@
 import {
   callService as call,
   invariantViolations,
+  privateTopicPrefix,
   queryDatabase as query,
   RunningService,
   runTradingSession,
@@ -37,21 +38,27 @@ const count = async (url: string, sql: string, params: unknown[] = []) =>
   Number((await query<{ n: string }>(url, sql, params))[0].n);
 
 beforeAll(async () => {
+  // Topics of its own: a 20,000-trade cycle's events stay out of other test files' way.
+  const prefix = { KAFKA_TOPIC_PREFIX: await privateTopicPrefix(`settle-${run}`) };
   services.trading = await startSystemService('trading', {
     label: 'settle',
-    env: { TRADING_PLACEMENT_TIMEOUT_MS: '8000', TRADING_RESPONSE_TIMEOUT_MS: '15000' },
+    env: { ...prefix, TRADING_PLACEMENT_TIMEOUT_MS: '8000', TRADING_RESPONSE_TIMEOUT_MS: '15000' },
   });
   [services.risk, services.settlement, services.compliance] = await Promise.all([
-    startSystemService('risk', { label: 'settle', env: { RISK_PRICE_BAND_PERCENT: '0' } }),
+    startSystemService('risk', {
+      label: 'settle',
+      env: { ...prefix, RISK_PRICE_BAND_PERCENT: '0' },
+    }),
     startSystemService('settlement', {
       label: 'settle',
       env: {
+        ...prefix,
         SETTLEMENT_PERIOD: 'T+0',
         SETTLEMENT_MAX_FAILED_CYCLES: '2',
         TRADING_URL: `https://127.0.0.1:${services.trading.port}`,
       },
     }),
-    startSystemService('compliance', { label: 'settle' }),
+    startSystemService('compliance', { label: 'settle', env: prefix }),
   ]);
 });
 

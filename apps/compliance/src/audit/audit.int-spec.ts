@@ -26,7 +26,14 @@ import {
   SERVICE_CONFIG,
   SERVICE_LOGGER,
 } from '@finance/platform';
-import { createTestDatabase, produceRecords, repoRoot, testStack, waitFor } from '@finance/testing';
+import {
+  createTestDatabase,
+  privateTopicPrefix,
+  produceRecords,
+  repoRoot,
+  testStack,
+  waitFor,
+} from '@finance/testing';
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -87,9 +94,12 @@ describe('compliance audit log', () => {
   let server: InboxKafkaServer;
   let dir: string;
   const handled: HandledInfo[] = [];
+  // Topics of its own: the log must grow only by what this test sends, whatever other files do.
+  let prefix = '';
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 
   beforeAll(async () => {
+    prefix = await privateTopicPrefix(`audit-${Date.now().toString(36)}`);
     dir = await mkdtemp(join(tmpdir(), 'audit-int-'));
     const keyFile = join(dir, 'signing.pem');
     await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), {
@@ -106,7 +116,7 @@ describe('compliance audit log', () => {
       AUDIT_SIGNING_KEY_FILE: keyFile,
       AUDIT_CHECKPOINT_INTERVAL_MS: 300,
       AUDIT_LOG_ORIGIN: origin,
-      KAFKA_TOPIC_PREFIX: stack.topicPrefix,
+      KAFKA_TOPIC_PREFIX: prefix,
     };
     app = await NestFactory.create<NestFastifyApplication>(
       TestRoot.register(db, config),
@@ -123,11 +133,11 @@ describe('compliance audit log', () => {
       });
     kafka = createKafka({ brokers: stack.kafkaBrokers, clientId: 'compliance-audit', logger });
     server = new InboxKafkaServer({
-      name: `${stack.topicPrefix}compliance-audit-${Date.now().toString(36)}`,
+      name: `${prefix}compliance-audit-${Date.now().toString(36)}`,
       kafka,
       dataSource: db,
       logger,
-      topicPrefix: stack.topicPrefix,
+      topicPrefix: prefix,
     });
     server.on('handled', (info) => handled.push(info));
     app.connectMicroservice({ strategy: server }, { inheritAppConfig: true });
@@ -154,7 +164,7 @@ describe('compliance audit log', () => {
 
   async function publish(envelopes: Envelope[]): Promise<void> {
     for (const envelope of envelopes) {
-      const { topic, key } = routeMessage(SYSTEM_CATALOG, envelope, stack.topicPrefix);
+      const { topic, key } = routeMessage(SYSTEM_CATALOG, envelope, prefix);
       await produceRecords(kafka, topic, [
         { key, value: JSON.stringify(envelope), headers: kafkaHeaders(envelope) },
       ]);
@@ -189,7 +199,7 @@ describe('compliance audit log', () => {
   }
 
   it('consumes every topic of the system: one handler for each message type', () => {
-    const topics = new Set(ALL_MESSAGES.map((m) => topicName(m.topic, stack.topicPrefix)));
+    const topics = new Set(ALL_MESSAGES.map((m) => topicName(m.topic, prefix)));
     expect(new Set(server.subscribedTopics())).toEqual(topics);
     expect(topics.size).toBeGreaterThanOrEqual(9);
   });
@@ -224,7 +234,7 @@ describe('compliance audit log', () => {
     const rows = await entriesOf(limit.metadata.eventId);
     expect(rows).toHaveLength(1);
     expect(rows[0].source).toMatch(
-      new RegExp(`^${stack.topicPrefix.replace(/\./g, '\\.')}risk\\.events/\\d+/\\d+$`),
+      new RegExp(`^${prefix.replace(/\./g, '\\.')}risk\\.events/\\d+/\\d+$`),
     );
     expect(JSON.parse(rows[0].payload)).toEqual(JSON.parse(JSON.stringify(limit)));
     const deniedRows = await entriesOf(denied.metadata.eventId);
@@ -247,7 +257,7 @@ describe('compliance audit log', () => {
       [checkpoint!.treeSize],
     );
     expect(events).toHaveLength(1);
-    expect(events[0].topic).toBe(`${stack.topicPrefix}compliance.events`);
+    expect(events[0].topic).toBe(`${prefix}compliance.events`);
     const decoded = SYSTEM_CATALOG.decode(events[0].payload);
     expect(decoded.status).toBe('ok');
     if (decoded.status !== 'ok') return;
