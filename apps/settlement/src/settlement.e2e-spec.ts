@@ -431,6 +431,16 @@ describe('settlement of a trading day', () => {
     ).toBe(2);
     expect(await invariantViolations(urls())).toEqual([]);
 
+    // Operators see it in the metrics too.
+    const metrics = await services.settlement.process.request('/metrics', {
+      method: 'GET',
+      as: 'compliance-service',
+    });
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/^settlement_trades_unwound\{[^}]*\} [1-9]\d*$/m);
+    expect(metrics.body).toMatch(/^settlement_last_cycle\{[^}]*field="trades_settled"[^}]*\} 1$/m);
+    expect(metrics.body).toMatch(/^settlement_cycles_interrupted\{[^}]*\} 0$/m);
+
     // What is left is the custody break itself: the never-delivered shares, and nothing else.
     await waitFor(
       "trading's confirmations",

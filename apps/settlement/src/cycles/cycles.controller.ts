@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { SETTLEMENT_CYCLES } from './cycles.tokens';
 import { SettlementCycles } from './cycle';
 import { cycleReport, fails, MOVEMENT_COLUMNS, TRADE_COLUMNS } from './reports';
+import { registerSettlementMetrics } from './settlement.metrics';
 
 const cycleId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
 const accountId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an account id');
@@ -48,7 +49,9 @@ export class CyclesController {
   constructor(
     private readonly dataSource: DataSource,
     @Inject(SETTLEMENT_CYCLES) private readonly cycles: SettlementCycles,
-  ) {}
+  ) {
+    registerSettlementMetrics(dataSource);
+  }
 
   /**
    * Runs a cycle for obligations due by `businessDate` (default today, UTC). 201 with its summary

@@ -1,0 +1,76 @@
+// Settlement's state for Prometheus, read from its tables on each scrape (each an indexed read or a
+// read of few rows): open obligations and fails, trades unwound, and the last cycle.
+import { Gauge, register } from 'prom-client';
+import type { DataSource } from 'typeorm';
+
+export function registerSettlementMetrics(db: DataSource): void {
+  if (register.getSingleMetric('settlement_obligations_open')) return;
+  new Gauge({
+    name: 'settlement_obligations_open',
+    help: 'Trades not settled yet; failing: those that failed at least one cycle (carried over)',
+    labelNames: ['status'],
+    async collect() {
+      const [row]: Array<{ open: number; failing: number }> = await db.query(
+        `SELECT count(*)::int AS open, count(*) FILTER (WHERE failed_cycles > 0)::int AS failing
+           FROM settlement_obligations WHERE state = 'OPEN'`,
+      );
+      this.set({ status: 'due_or_pending' }, row.open - row.failing);
+      this.set({ status: 'failing' }, row.failing);
+    },
+  });
+  new Gauge({
+    name: 'settlement_oldest_fail_age_seconds',
+    help: 'How long ago the oldest trade still open first failed to settle (0 without one)',
+    async collect() {
+      const [row]: Array<{ age: number | null }> = await db.query(
+        `SELECT extract(epoch FROM clock_timestamp() - min(first_failed_at))::float8 AS age
+           FROM settlement_obligations WHERE state = 'OPEN' AND first_failed_at IS NOT NULL`,
+      );
+      this.set(row.age ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'settlement_trades_unwound',
+    help: 'Trades closed as FAILED after their last allowed cycle, and unwound',
+    async collect() {
+      const [row]: Array<{ n: number }> = await db.query(
+        `SELECT count(*)::int AS n FROM settlement_obligations WHERE state = 'FAILED'`,
+      );
+      this.set(row.n);
+    },
+  });
+  new Gauge({
+    name: 'settlement_last_cycle',
+    help: 'The latest cycle: trades settled and failed, seconds it took, and when it posted (unix time)',
+    labelNames: ['field'],
+    async collect() {
+      const [row]: Array<{
+        settled: number;
+        failed: number;
+        seconds: number | null;
+        posted: number | null;
+      }> = await db.query(
+        `SELECT trades_settled AS settled, trades_failed AS failed,
+                extract(epoch FROM posted_at - started_at)::float8 AS seconds,
+                extract(epoch FROM posted_at)::float8 AS posted
+           FROM settlement_cycles ORDER BY sequence DESC LIMIT 1`,
+      );
+      this.reset();
+      if (!row) return;
+      this.set({ field: 'trades_settled' }, row.settled);
+      this.set({ field: 'trades_failed' }, row.failed);
+      if (row.seconds !== null) this.set({ field: 'duration_seconds' }, row.seconds);
+      if (row.posted !== null) this.set({ field: 'posted_timestamp_seconds' }, row.posted);
+    },
+  });
+  new Gauge({
+    name: 'settlement_cycles_interrupted',
+    help: 'Cycles netted but not posted (an interrupted run, finished by the next request)',
+    async collect() {
+      const [row]: Array<{ n: number }> = await db.query(
+        `SELECT count(*)::int AS n FROM settlement_cycles WHERE state = 'NETTED'`,
+      );
+      this.set(row.n);
+    },
+  });
+}
