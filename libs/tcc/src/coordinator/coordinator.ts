@@ -350,16 +350,7 @@ export class TccCoordinator {
       reason: reply.reason,
       eventId: message.metadata.eventId,
     });
-    const settlingPhase =
-      reply.phase === 'CONFIRM'
-        ? 'CONFIRMING'
-        : reply.phase === 'CANCEL'
-          ? 'CANCELLING'
-          : undefined;
-    const applies =
-      reply.phase === 'TRY'
-        ? tx.state === 'TRYING' && row.try_status === 'PENDING'
-        : tx.state === settlingPhase && !row.settled && reply.outcome === 'SUCCEEDED';
+    const applies = replyApplies(reply, tx.state, row);
     if (!applies) {
       // Late, repeated or failed second-phase answers change nothing (tick re-sends what is still due).
       await log(manager, tx.gtid, row.branch_id, 'REPLY', JSON.parse(logged));
@@ -396,7 +387,7 @@ export class TccCoordinator {
       [tx.gtid, row.branch_id, logged],
     );
     if (open === 0)
-      await this.finish(manager, tx, settlingPhase === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED');
+      await this.finish(manager, tx, reply.phase === 'CONFIRM' ? 'CONFIRMED' : 'CANCELLED');
   }
 
   /**
@@ -505,16 +496,7 @@ export class TccCoordinator {
           eventId: message.metadata.eventId,
         },
       });
-      const settlingPhase =
-        reply.phase === 'CONFIRM'
-          ? 'CONFIRMING'
-          : reply.phase === 'CANCEL'
-            ? 'CANCELLING'
-            : undefined;
-      const applies =
-        reply.phase === 'TRY'
-          ? tx.row.state === 'TRYING' && branch.try_status === 'PENDING'
-          : tx.row.state === settlingPhase && !branch.settled && reply.outcome === 'SUCCEEDED';
+      const applies = replyApplies(reply, tx.row.state, branch);
       if (!applies) continue;
       const others = [...tx.branches.values()].filter((b) => b !== branch);
       const ctx = trace ?? context.active();
@@ -536,7 +518,7 @@ export class TccCoordinator {
       }
       branch.settled = true;
       if (others.every((b) => b.settled)) {
-        const state = settlingPhase === 'CONFIRMING' ? 'CONFIRMED' : 'CANCELLED';
+        const state = reply.phase === 'CONFIRM' ? 'CONFIRMED' : 'CANCELLED';
         tx.row.state = state;
         tx.changed = true;
         tx.finished = true;
@@ -1219,4 +1201,20 @@ function coordinatorMetrics(registry: Registry, dataSource: DataSource) {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Whether a reply changes anything: a Try answer while the transaction still tries and the branch
+ * waits for it, or a successful Confirm/Cancel of a branch not settled yet in the matching phase.
+ * Every other reply (late, duplicate, of another phase) is only logged. Both reply paths use it.
+ */
+function replyApplies(
+  reply: { phase: string; outcome: string },
+  state: string,
+  branch: { try_status: string; settled: boolean },
+): boolean {
+  if (reply.phase === 'TRY') return state === 'TRYING' && branch.try_status === 'PENDING';
+  const settlingPhase =
+    reply.phase === 'CONFIRM' ? 'CONFIRMING' : reply.phase === 'CANCEL' ? 'CANCELLING' : undefined;
+  return state === settlingPhase && !branch.settled && reply.outcome === 'SUCCEEDED';
 }
