@@ -50,11 +50,14 @@ describe('TCC under random message chaos', () => {
   afterAll(() => db?.destroy());
 
   it('ends every transaction all-confirmed or all-cancelled with exactly-once effects', async () => {
+    const seen = new Map<string, number>();
     await fc.assert(
       fc.asyncProperty(
         fc.array(transaction, { minLength: 1, maxLength: 4 }),
         fc.array(step, { maxLength: 60 }),
-        async (transactions, steps) => {
+        // Commands that leave together travel as one TccCommandBatch per participant.
+        fc.boolean(),
+        async (transactions, steps, batchCommands) => {
           let now = Date.parse('2026-11-22T10:00:00Z');
           const coordinator = new TccCoordinator({
             dataSource: db,
@@ -64,28 +67,30 @@ describe('TCC under random message chaos', () => {
             retryInitialMs: 1_000,
             retryMaxMs: 4_000,
             registry: new Registry(),
+            batchCommands,
           });
           const bus = new ChaosBus(db, coordinator, participants());
           await bus.collect(); // leave earlier runs' leftovers behind
           bus.pending.length = 0;
+          bus.seen.clear();
 
-          const gtids: string[] = [];
-          const refused = new Map<string, boolean>();
-          for (const refusals of transactions) {
-            const gtid = await coordinator.begin({
-              kind: 'chaos',
-              timeoutMs: 5_000,
-              correlationId: 'chaos',
-              branches: ['funds', 'risk', 'clearing'].map((branchId, i) => ({
-                branchId,
-                participant: (['trading', 'risk', 'settlement'] as const)[i],
-                resource: 'quota',
-                payload: refusals[i] ? { refuse: refusals[i] } : {},
-              })),
-            });
-            gtids.push(gtid);
-            refused.set(gtid, refusals.some(Boolean));
-          }
+          // Begun at once, so they are recorded (and their Tries sent) as one group.
+          const gtids = await Promise.all(
+            transactions.map((refusals) =>
+              coordinator.begin({
+                kind: 'chaos',
+                timeoutMs: 5_000,
+                correlationId: 'chaos',
+                branches: ['funds', 'risk', 'clearing'].map((branchId, i) => ({
+                  branchId,
+                  participant: (['trading', 'risk', 'settlement'] as const)[i],
+                  resource: 'quota',
+                  payload: refusals[i] ? { refuse: refusals[i] } : {},
+                })),
+              }),
+            ),
+          );
+          const refused = new Map(gtids.map((gtid, i) => [gtid, transactions[i].some(Boolean)]));
 
           for (const s of steps) {
             await bus.collect();
@@ -134,9 +139,15 @@ describe('TCC under random message chaos', () => {
             }
             if (outcome.state === 'CONFIRMED') expect(rows).toHaveLength(3);
           }
+          for (const [type, n] of bus.seen) seen.set(type, (seen.get(type) ?? 0) + n);
         },
       ),
       { numRuns: 100 },
     );
+    // The runs did exercise both forms of commands and replies.
+    for (const type of ['TccTry', 'TccConfirm', 'TccCancel', 'TccReply'])
+      expect(seen.get(type)).toBeGreaterThan(0);
+    for (const type of ['TccCommandBatch', 'TccReplyBatch'])
+      expect(seen.get(type)).toBeGreaterThan(0);
   });
 });

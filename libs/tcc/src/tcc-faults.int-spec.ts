@@ -145,6 +145,79 @@ describe('TCC under injected faults', () => {
     expect(log.filter((l) => l.kind === 'RESENT')).toHaveLength(3);
   });
 
+  it('takes batched commands and replies: a duplicated batch, a refused branch in it and a lost reply batch', async () => {
+    const batching = new TccCoordinator({
+      dataSource: db,
+      service: 'trading',
+      logger: createLogger('tcc-test', 'silent'),
+      clock: () => now,
+      retryInitialMs: 1_000,
+      registry: new Registry(),
+      batchCommands: true,
+    });
+    const batchBus = new ChaosBus(db, batching, participants());
+    const refusedRisk = BRANCHES.map((b) =>
+      b.branchId === 'risk' ? { ...b, payload: { refuse: 'LIMIT' } } : b,
+    );
+    // Begun at once: the first two are recorded alone, the next three together while those commit.
+    const [first, second, ok1, ok2, refused] = await Promise.all(
+      [BRANCHES, BRANCHES, BRANCHES, BRANCHES, refusedRisk].map((branches) =>
+        batching.begin({ kind: 'test', branches, timeoutMs: 10_000, correlationId: 'batch' }),
+      ),
+    );
+    await batchBus.collect();
+    const alone = batchBus.pending.filter((m) => m.type === 'TccTry');
+    expect(alone).toHaveLength(6);
+    for (const message of alone) await batchBus.deliver(message);
+    batchBus.pending.splice(
+      0,
+      batchBus.pending.length,
+      ...batchBus.pending.filter((m) => m.type !== 'TccTry'),
+    );
+    // One Try batch per participant, each carrying the three grouped transactions' branches.
+    expect(
+      batchBus.pending.map((m) => [m.type, (m.data as { commands: unknown[] }).commands.length]),
+    ).toEqual([
+      ['TccCommandBatch', 3],
+      ['TccCommandBatch', 3],
+      ['TccCommandBatch', 3],
+    ]);
+    const batches = batchBus.pending.splice(0);
+    // Each batch arrives twice, once as a consumer run; risk's refusal sends that run one by one.
+    for (const batch of batches) {
+      expect(await batchBus.deliverRun([batch, batch])).toBe(
+        (batch.data as { participant: string }).participant === 'risk' ? 'one-by-one' : 'run',
+      );
+    }
+    await batchBus.collect();
+    // The run's replies went back as one batch; the one-by-one redo answered branch by branch.
+    const replies = batchBus.pending.splice(0);
+    expect(replies.filter((m) => m.type === 'TccReplyBatch')).toHaveLength(2);
+    // Risk's replies are lost: the Tries are sent again (still batched) and answered again.
+    for (const reply of replies)
+      if ((reply.data as { participant: string }).participant !== 'risk')
+        await batchBus.deliver(reply);
+    now += 1_500;
+    await batching.tick();
+    await batchBus.drainRuns();
+    for (const gtid of [first, second, ok1, ok2])
+      expect((await batching.outcome(gtid)).state).toBe('CONFIRMED');
+    expect(await batching.outcome(refused)).toMatchObject({
+      state: 'CANCELLED',
+      failure: { branchId: 'risk', code: 'LIMIT' },
+    });
+    for (const gtid of [first, second, ok1, ok2])
+      for (const r of await reservations(db, gtid))
+        expect([r.status, r.tries, r.confirms, r.cancels]).toEqual(['CONFIRMED', 1, 1, 0]);
+    expect(
+      (await reservations(db, refused)).map((r) => [r.branch_id, r.status, r.tries, r.cancels]),
+    ).toEqual([
+      ['clearing', 'RELEASED', 1, 1],
+      ['funds', 'RELEASED', 1, 1],
+    ]);
+    expect(batchBus.seen.get('TccCommandBatch')).toBeGreaterThan(3); // re-sent and second phase
+  });
+
   it('purges finished transactions and old barrier rows in batches, leaving open ones alone', async () => {
     const finished = await begin();
     await bus.drain();

@@ -2,7 +2,7 @@
 // coordinator or a participant in a transaction, as the inbox consumer would, but in whatever order,
 // as many times or as few as the test says. Messages are copied, so a "dropped" one is just never
 // delivered.
-import { Envelope, SYSTEM_CATALOG, TccReply } from '@finance/contracts';
+import { Envelope, SYSTEM_CATALOG, TccReply, TccReplyBatch } from '@finance/contracts';
 import { MessagingTables1763769600000 } from '@finance/messaging';
 import { openDatabase } from '@finance/platform';
 import { createTestDatabase } from '@finance/testing';
@@ -58,11 +58,72 @@ export const countingHandlers: BranchHandlers = {
   },
 };
 
+/**
+ * The same resource applying a whole run in one statement (`applyMany`): per branch, the counts of
+ * each phase and the status the last of them leaves, upserted at once.
+ */
+export const setBasedCountingHandlers: BranchHandlers = {
+  ...countingHandlers,
+  async applyMany(manager, effects) {
+    const refused = effects.find((e) => e.phase === 'TRY' && e.payload.refuse);
+    if (refused) {
+      throw new BranchRejected(
+        String(refused.payload.refuse),
+        `refused by ${refused.ctx.branchId}`,
+      );
+    }
+    const rows = new Map<
+      string,
+      { gtid: string; branchId: string; status: string; n: Record<string, number> }
+    >();
+    for (const { phase, ctx } of effects) {
+      const key = `${ctx.gtid}/${ctx.branchId}`;
+      const row = rows.get(key) ?? {
+        gtid: ctx.gtid,
+        branchId: ctx.branchId,
+        status: 'RESERVED',
+        n: { TRY: 0, CONFIRM: 0, CANCEL: 0 },
+      };
+      row.n[phase] += 1;
+      if (phase !== 'TRY') row.status = phase === 'CONFIRM' ? 'CONFIRMED' : 'RELEASED';
+      rows.set(key, row);
+    }
+    const list = [...rows.values()];
+    // A Try alone leaves an existing row's status as it is, as the one-by-one upsert does.
+    await manager.query(
+      `INSERT INTO reservations (gtid, branch_id, status, tries, confirms, cancels)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[])
+       ON CONFLICT (gtid, branch_id) DO UPDATE SET
+         tries = reservations.tries + excluded.tries,
+         confirms = reservations.confirms + excluded.confirms,
+         cancels = reservations.cancels + excluded.cancels,
+         status = CASE WHEN excluded.confirms + excluded.cancels = 0 THEN reservations.status
+                       ELSE excluded.status END`,
+      [
+        list.map((r) => r.gtid),
+        list.map((r) => r.branchId),
+        list.map((r) => r.status),
+        list.map((r) => r.n.TRY),
+        list.map((r) => r.n.CONFIRM),
+        list.map((r) => r.n.CANCEL),
+      ],
+    );
+  },
+};
+
+/** Three participants; risk applies its runs set-based, the others branch by branch. */
 export function participants(): TccParticipant[] {
   return (['trading', 'risk', 'settlement'] as const).map(
-    (service) => new TccParticipant({ service, resources: { quota: countingHandlers } }),
+    (service) =>
+      new TccParticipant({
+        service,
+        resources: { quota: service === 'risk' ? setBasedCountingHandlers : countingHandlers },
+      }),
   );
 }
+
+const isReply = (message: Envelope) =>
+  message.type === TccReply.type || message.type === TccReplyBatch.type;
 
 export async function tccDatabase(label: string): Promise<DataSource> {
   const { url } = await createTestDatabase(label);
@@ -76,6 +137,8 @@ export async function tccDatabase(label: string): Promise<DataSource> {
 
 export class ChaosBus {
   readonly pending: Envelope[] = [];
+  /** How many messages of each type came out of the outbox. */
+  readonly seen = new Map<string, number>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -94,7 +157,9 @@ export class ChaosBus {
       const decoded = SYSTEM_CATALOG.decode(JSON.parse(row.payload));
       if (decoded.status !== 'ok')
         throw new Error(`undecodable message on the bus: ${decoded.status}`);
-      if (decoded.message.type.startsWith('Tcc')) this.pending.push(decoded.message);
+      if (!decoded.message.type.startsWith('Tcc')) continue;
+      this.pending.push(decoded.message);
+      this.seen.set(decoded.message.type, (this.seen.get(decoded.message.type) ?? 0) + 1);
     }
     return rows.length;
   }
@@ -102,7 +167,7 @@ export class ChaosBus {
   /** Delivers one message in its own transaction, like one inbox-consumer step. */
   async deliver(message: Envelope): Promise<void> {
     await this.dataSource.transaction(async (manager: EntityManager) => {
-      if (message.type === TccReply.type) await this.coordinator.onReply(message, manager);
+      if (isReply(message)) await this.coordinator.onReply(message, manager);
       else for (const node of this.nodes) await node.handle(message, manager);
     });
   }
@@ -128,11 +193,10 @@ export class ChaosBus {
   /** Takes the message at `index` and up to `size - 1` more pending ones of its topic, in order. */
   takeRun(index: number, size: number): Envelope[] {
     const first = this.take(index);
-    const isReply = first.type === TccReply.type;
+    const replies = isReply(first);
     const run = [first];
     for (let i = 0; i < this.pending.length && run.length < size;) {
-      if ((this.pending[i].type === TccReply.type) === isReply)
-        run.push(...this.pending.splice(i, 1));
+      if (isReply(this.pending[i]) === replies) run.push(...this.pending.splice(i, 1));
       else i++;
     }
     return run;

@@ -46,4 +46,30 @@ export const TccReply = defineMessage({
   }),
 });
 
-export const TCC_MESSAGES = [TccTry, TccConfirm, TccCancel, TccReply] as const;
+// A coordinator may send a participant many commands in one record, and the participant then answers
+// them in one record: one outbox row, Kafka record and inbox row for many branches. Each element is a
+// complete TccTry / TccConfirm / TccCancel (or TccReply) envelope, handled exactly as if it had come
+// alone; the receiver decodes and checks every one.
+const envelopes = z.array(z.record(z.string(), z.unknown())).min(1).max(1_000);
+
+export const TccCommandBatch = defineMessage({
+  type: 'TccCommandBatch',
+  ...command,
+  schema: z.object({ participant: z.enum(SERVICE_NAMES), commands: envelopes }),
+});
+
+export const TccReplyBatch = defineMessage({
+  type: 'TccReplyBatch',
+  aggregateType: 'global-transaction',
+  topic: TOPICS.tccReplies,
+  schema: z.object({ participant: z.enum(SERVICE_NAMES), replies: envelopes }),
+});
+
+export const TCC_MESSAGES = [
+  TccTry,
+  TccConfirm,
+  TccCancel,
+  TccReply,
+  TccCommandBatch,
+  TccReplyBatch,
+] as const;

@@ -12,6 +12,7 @@ import {
   TccCancel,
   TccConfirm,
   TccReply,
+  TccReplyBatch,
   TccTry,
   uuidv7,
 } from '@finance/contracts';
@@ -30,6 +31,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
+import { elementTrace, packCommands, unpackReplies } from '../batch';
 
 export type TransactionState = 'TRYING' | 'CONFIRMING' | 'CANCELLING' | 'CONFIRMED' | 'CANCELLED';
 
@@ -93,6 +95,13 @@ export interface TccCoordinatorOptions {
    * Once CONFIRMING is decided every branch will confirm, so acting on it does not wait for the acks.
    */
   onDecided?: (decision: Decision, manager: EntityManager) => Promise<void>;
+  /**
+   * Send the commands that leave together (a group of begins, a run of replies' second phases) as
+   * one TccCommandBatch per participant instead of one record per branch: far fewer records under
+   * load. Participants take both forms. Off by default: each Kafka record then belongs to one
+   * transaction's trace, where a batch's send and receive spans are shared by many.
+   */
+  batchCommands?: boolean;
 }
 
 interface TransactionRow {
@@ -304,7 +313,7 @@ export class TccCoordinator {
         ),
       ],
     );
-    await enqueueOutbox(
+    await this.enqueueCommands(
       manager,
       begins.flatMap((b) =>
         context.with(b.trace, () =>
@@ -321,6 +330,12 @@ export class TccCoordinator {
 
   /** Applies a participant's reply inside the consumer's transaction (two statements when nothing changes phase). */
   async onReply(message: Envelope, manager: EntityManager): Promise<void> {
+    if (message.type === TccReplyBatch.type) {
+      const active = context.active();
+      for (const reply of unpackReplies(message, this.catalog))
+        await context.with(elementTrace(reply, active), () => this.onReply(reply, manager));
+      return;
+    }
     if (message.type !== TccReply.type) return;
     const reply = (message as Reply).data;
     const [row]: Array<
@@ -398,7 +413,16 @@ export class TccCoordinator {
    * `onReply` for each in turn.
    */
   async onReplies(entries: ReadonlyArray<ReplyEntry>, manager: EntityManager): Promise<void> {
-    const replies = entries.filter((e) => e.message.type === TccReply.type);
+    // A batch's replies join the run in its place, in order.
+    const replies = entries.flatMap((e): ReplyEntry[] => {
+      if (e.message.type === TccReply.type) return [e];
+      if (e.message.type !== TccReplyBatch.type) return [];
+      const active = e.trace ?? context.active();
+      return unpackReplies(e.message, this.catalog).map((message) => ({
+        message,
+        trace: elementTrace(message, active),
+      }));
+    });
     if (replies.length === 0) return;
     const gtids = [
       ...new Set(replies.map((e) => (e.message as Reply).data.globalTransactionId)),
@@ -571,7 +595,7 @@ export class TccCoordinator {
         now,
       ],
     );
-    await enqueueOutbox(manager, commands);
+    await this.enqueueCommands(manager, commands);
     for (const decision of decisions) await this.options.onDecided?.(decision, manager);
     if (finished.length > 0) {
       afterCommit(manager, () => {
@@ -951,7 +975,20 @@ export class TccCoordinator {
     branches: Array<Pick<BranchRow, 'branch_id' | 'participant' | 'resource' | 'payload'>>,
     causationId?: string,
   ): Promise<void> {
-    await enqueueOutbox(manager, this.commands(phase, tx, branches, causationId));
+    await this.enqueueCommands(manager, this.commands(phase, tx, branches, causationId));
+  }
+
+  private async enqueueCommands(manager: EntityManager, commands: OutboxMessage[]): Promise<void> {
+    await enqueueOutbox(
+      manager,
+      this.options.batchCommands
+        ? packCommands(commands, {
+            producer: this.options.service,
+            catalog: this.catalog,
+            topicPrefix: this.options.topicPrefix,
+          })
+        : commands,
+    );
   }
 
   private commands(

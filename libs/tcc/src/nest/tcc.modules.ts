@@ -85,6 +85,12 @@ class TccCommandsController {
   async cancel(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
     await this.participant.handle(message, ctx.manager);
   }
+
+  /** Any coordinator may pack commands (`batchCommands`), so every participant takes batches. */
+  @EventPattern('TccCommandBatch', TCC_TRANSPORT)
+  async batch(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
+    await this.participant.handle(message, ctx.manager);
+  }
 }
 
 // A consumer run of commands goes to the participant in one call (the barrier read and written once
@@ -97,7 +103,8 @@ class ParticipantRuns implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.server.addRunHandler(['TccTry', 'TccConfirm', 'TccCancel'], async (entries) => {
+    const types = ['TccTry', 'TccConfirm', 'TccCancel', 'TccCommandBatch'];
+    this.server.addRunHandler(types, async (entries) => {
       await this.participant.handleRun(entries, entries[0].ctx.manager);
     });
   }
@@ -146,6 +153,11 @@ class TccRepliesController {
   async reply(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
     await this.coordinator.onReply(message, ctx.manager);
   }
+
+  @EventPattern('TccReplyBatch', TCC_TRANSPORT)
+  async replies(@Payload() message: Envelope, @Ctx() ctx: InboxRpcContext): Promise<void> {
+    await this.coordinator.onReply(message, ctx.manager);
+  }
 }
 
 @Injectable()
@@ -157,7 +169,7 @@ class CoordinatorLifecycle implements OnModuleInit, OnApplicationBootstrap, OnAp
 
   onModuleInit(): void {
     // A consumer run of replies is applied in one call; TccRepliesController takes over if it fails.
-    this.server.addRunHandler(['TccReply'], (entries) =>
+    this.server.addRunHandler(['TccReply', 'TccReplyBatch'], (entries) =>
       this.coordinator.onReplies(entries, entries[0].ctx.manager),
     );
   }
@@ -173,7 +185,7 @@ class CoordinatorLifecycle implements OnModuleInit, OnApplicationBootstrap, OnAp
 
 export interface TccCoordinatorModuleOptions extends Pick<
   TccCoordinatorOptions,
-  'retryInitialMs' | 'retryMaxMs' | 'tickIntervalMs'
+  'retryInitialMs' | 'retryMaxMs' | 'tickIntervalMs' | 'batchCommands'
 > {
   service: ServiceName;
   /** A provider (from `imports`) whose `onDecided` learns each decision in its transaction. */
@@ -213,6 +225,7 @@ export class TccCoordinatorModule {
               retryInitialMs: options.retryInitialMs,
               retryMaxMs: options.retryMaxMs,
               tickIntervalMs: options.tickIntervalMs,
+              batchCommands: options.batchCommands,
               service: options.service,
               onDecided: listener && ((decision, manager) => listener.onDecided(decision, manager)),
               dataSource,

@@ -7,6 +7,7 @@ import {
   ServiceName,
   SYSTEM_CATALOG,
   TccCancel,
+  TccCommandBatch,
   TccConfirm,
   TccReply,
   TccTry,
@@ -15,6 +16,7 @@ import {
 import { createEnvelope, enqueueOutbox, OutboxMessage, routeMessage } from '@finance/messaging';
 import { context as traceContext, type Context } from '@opentelemetry/api';
 import type { DataSource, EntityManager } from 'typeorm';
+import { elementTrace, packReplies, unpackCommands } from '../batch';
 import { BranchRejected } from '../errors';
 
 export interface BranchContext {
@@ -37,6 +39,24 @@ export interface BranchHandlers {
    * cannot deadlock on them. Only for handlers that lock that one row.
    */
   lockKey?(payload: Payload): string;
+  /**
+   * Optional: applies a consumer run's branches on this resource at once (for example one UPDATE
+   * for every account the run touches), instead of one `try` / `confirm` / `cancel` call each.
+   * `handleRun` passes them in the order it would have called those one by one (sorted by
+   * `lockKey` when there is one). The outcome must be what those calls in that order would have
+   * left; if any one of them would be refused, throw BranchRejected: the run is then redone one
+   * command at a time, which records the refusal for that branch alone.
+   */
+  applyMany?(manager: EntityManager, effects: ReadonlyArray<BranchEffect>): Promise<void>;
+}
+
+export type BranchPhase = 'TRY' | 'CONFIRM' | 'CANCEL';
+
+/** One branch phase for `applyMany`: the context and payload its own handler would get. */
+export interface BranchEffect {
+  readonly phase: BranchPhase;
+  readonly ctx: BranchContext;
+  readonly payload: Payload;
 }
 
 export interface TccParticipantOptions {
@@ -48,11 +68,13 @@ export interface TccParticipantOptions {
 
 type Command =
   MessageOf<typeof TccTry> | MessageOf<typeof TccConfirm> | MessageOf<typeof TccCancel>;
-type Phase = 'TRY' | 'CONFIRM' | 'CANCEL';
+type Phase = BranchPhase;
 type Reply = MessageOf<typeof TccReply>['data'];
 
 export type ParticipantOutcome =
   | 'not-mine'
+  /** A TccCommandBatch: each of its commands had one of the other outcomes. */
+  | 'batch'
   | 'executed'
   | 'rejected'
   | 'duplicate'
@@ -90,10 +112,10 @@ export class TccParticipant {
     this.catalog = options.catalog ?? SYSTEM_CATALOG;
   }
 
-  /** Whether this participant runs the command's branch. */
+  /** Whether this participant runs the command's branch (or the batch's commands). */
   owns(message: Envelope): boolean {
     return (
-      message.type in PHASE_OF &&
+      (message.type in PHASE_OF || message.type === TccCommandBatch.type) &&
       (message.data as { participant?: string }).participant === this.options.service
     );
   }
@@ -106,6 +128,14 @@ export class TccParticipant {
     if (!this.owns(message)) return 'not-mine';
     if (!manager.queryRunner?.isTransactionActive)
       throw new Error('a TCC command must run in a transaction');
+    if (message.type === TccCommandBatch.type) {
+      // One by one, each under its own savepoint and with its own reply, as if sent alone.
+      const active = traceContext.active();
+      for (const command of unpackCommands(message, this.catalog)) {
+        await traceContext.with(elementTrace(command, active), () => this.handle(command, manager));
+      }
+      return 'batch';
+    }
     const command = message as Command;
     const phase = PHASE_OF[command.type];
     const handlers = this.options.resources[command.data.resource];
@@ -135,7 +165,22 @@ export class TccParticipant {
     entries: ReadonlyArray<CommandEntry>,
     manager: EntityManager,
   ): Promise<ParticipantOutcome[]> {
-    const mine = entries.filter((e) => this.owns(e.message));
+    // A batch's commands join the run in its place; their replies go back as one batch.
+    const mine: CommandEntry[] = [];
+    const batched = new Set<CommandEntry>();
+    for (const entry of entries) {
+      if (!this.owns(entry.message)) continue;
+      if (entry.message.type !== TccCommandBatch.type) {
+        mine.push(entry);
+        continue;
+      }
+      const active = entry.trace ?? traceContext.active();
+      for (const command of unpackCommands(entry.message, this.catalog)) {
+        const element = { message: command, trace: elementTrace(command, active) };
+        mine.push(element);
+        batched.add(element);
+      }
+    }
     if (mine.length === 0) return entries.map(() => 'not-mine');
     if (!manager.queryRunner?.isTransactionActive)
       throw new Error('a TCC command must run in a transaction');
@@ -166,8 +211,9 @@ export class TccParticipant {
       claims.push({ gtid, branchId, phase, row });
       return true;
     };
-    const effects: Array<{ key: string; run: () => Promise<void> }> = [];
+    const effects: Effect[] = [];
     const replies: OutboxMessage[] = [];
+    const batchReplies: OutboxMessage[] = [];
     const outcomes = new Map<CommandEntry, ParticipantOutcome>();
     for (const entry of mine) {
       const command = entry.message as Command;
@@ -175,7 +221,7 @@ export class TccParticipant {
       const handlers = this.options.resources[resource];
       const phase = PHASE_OF[command.type];
       const reply = (outcome: 'SUCCEEDED' | 'FAILED', reason?: { code: string; message: string }) =>
-        replies.push(
+        (batched.has(entry) ? batchReplies : replies).push(
           traceContext.with(entry.trace ?? traceContext.active(), () =>
             this.replyMessage(command, phase, outcome, reason),
           ),
@@ -185,7 +231,14 @@ export class TccParticipant {
       if (phase === 'TRY') {
         const { payload } = command.data as MessageOf<typeof TccTry>['data'];
         if (claim(gtid, branchId, 'TRY', { outcome: 'SUCCEEDED', reason: null, payload })) {
-          effects.push({ key: lockKey(handlers, payload), run: () => handlers.try(ctx, payload) });
+          effects.push({
+            resource,
+            handlers,
+            key: lockKey(handlers, payload),
+            phase,
+            ctx,
+            payload,
+          });
           reply('SUCCEEDED');
           outcome = 'executed';
         } else {
@@ -216,8 +269,12 @@ export class TccParticipant {
           }
           const payload = tried.payload ?? {};
           effects.push({
+            resource,
+            handlers,
             key: lockKey(handlers, payload),
-            run: () => handlers.confirm(ctx, payload),
+            phase,
+            ctx,
+            payload,
           });
           reply('SUCCEEDED');
           outcome = 'executed';
@@ -235,8 +292,12 @@ export class TccParticipant {
         else {
           const payload = tried.payload ?? {};
           effects.push({
+            resource,
+            handlers,
             key: lockKey(handlers, payload),
-            run: () => handlers.cancel(ctx, payload),
+            phase,
+            ctx,
+            payload,
           });
           outcome = 'executed';
         }
@@ -267,11 +328,20 @@ export class TccParticipant {
         );
       }
     }
-    // A stable sort: the phases of one branch share a key and keep their order.
-    effects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const effect of effects) await effect.run();
-    await enqueueOutbox(manager, replies);
-    return entries.map((e) => outcomes.get(e) ?? 'not-mine');
+    await applyEffects(manager, effects);
+    await enqueueOutbox(manager, [
+      ...replies,
+      ...packReplies(batchReplies, this.options.service, {
+        producer: this.options.service,
+        catalog: this.catalog,
+        topicPrefix: this.options.topicPrefix,
+      }),
+    ]);
+    return entries.map((e) =>
+      e.message.type === TccCommandBatch.type && this.owns(e.message)
+        ? 'batch'
+        : (outcomes.get(e) ?? 'not-mine'),
+    );
   }
 
   private async runTry(
@@ -425,6 +495,43 @@ export async function purgeBarrier(
     );
     total += n;
     if (n < batchSize) return total;
+  }
+}
+
+interface Effect extends BranchEffect {
+  resource: string;
+  handlers: BranchHandlers;
+  key: string;
+}
+
+/**
+ * Applies a run's effects resource by resource (in name order), each resource's sorted by lock key:
+ * concurrent runs then take their row locks in one order. The sort is stable, so the phases of one
+ * branch, which share a key, keep their order.
+ */
+async function applyEffects(manager: EntityManager, effects: Effect[]): Promise<void> {
+  const byResource = new Map<string, Effect[]>();
+  for (const effect of effects) {
+    const list = byResource.get(effect.resource);
+    if (list) list.push(effect);
+    else byResource.set(effect.resource, [effect]);
+  }
+  for (const resource of [...byResource.keys()].sort()) {
+    const list = byResource.get(resource)!;
+    list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const { handlers } = list[0];
+    if (handlers.applyMany) {
+      await handlers.applyMany(
+        manager,
+        list.map(({ phase, ctx, payload }) => ({ phase, ctx, payload })),
+      );
+      continue;
+    }
+    for (const { phase, ctx, payload } of list) {
+      if (phase === 'TRY') await handlers.try(ctx, payload);
+      else if (phase === 'CONFIRM') await handlers.confirm(ctx, payload);
+      else await handlers.cancel(ctx, payload);
+    }
   }
 }
 
