@@ -51,6 +51,8 @@ export const baseConfigSchema = z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+    /** A TCC coordinator packs commands that leave together into one record per participant. */
+    TCC_BATCH_COMMANDS: booleanFlag.default(false),
     /** Behind Istio: plain HTTP from the sidecar, caller identity from x-forwarded-client-cert. */
     MESH_MODE: booleanFlag.default(false),
     TLS_CERT_FILE: z.string().optional(),

@@ -225,7 +225,7 @@ export class TccCoordinatorModule {
               retryInitialMs: options.retryInitialMs,
               retryMaxMs: options.retryMaxMs,
               tickIntervalMs: options.tickIntervalMs,
-              batchCommands: options.batchCommands,
+              batchCommands: options.batchCommands ?? config.TCC_BATCH_COMMANDS,
               service: options.service,
               onDecided: listener && ((decision, manager) => listener.onDecided(decision, manager)),
               dataSource,
