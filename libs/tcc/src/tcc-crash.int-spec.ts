@@ -130,6 +130,47 @@ describe('TCC across processes and Kafka', () => {
     await expectConfirmedOnce(gtid);
   });
 
+  it('finishes batched transactions with the participants SIGKILLed inside a Try and the coordinator before its confirms', async () => {
+    const batching = new TccCoordinator({
+      dataSource: coordinatorDb,
+      service: 'trading',
+      logger: createLogger('tcc-test', 'silent'),
+      topicPrefix: prefix,
+      registry: new Registry(),
+      retryInitialMs: 600_000,
+      batchCommands: true,
+    });
+    const participants = await node('participants', {
+      KILL_WHEN: 'try:risk',
+      MARKER_FILE: marker(),
+    });
+    const first = await node('coordinator', {
+      BATCH_COMMANDS: '1',
+      KILL_WHEN: 'confirming',
+      MARKER_FILE: marker(),
+    });
+    // Begun at once: the first two alone, the other four as one group with one Try batch per participant.
+    const gtids = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        batching.begin({
+          kind: 'place-order',
+          branches: BRANCHES,
+          timeoutMs: 60_000,
+          correlationId: 'order-x',
+        }),
+      ),
+    );
+    expect((await participants.exited).signal).toBe('SIGKILL');
+    await node('participants');
+    expect((await first.exited).signal).toBe('SIGKILL');
+    await node('coordinator', { BATCH_COMMANDS: '1' });
+    for (const gtid of gtids) await expectConfirmedOnce(gtid);
+    const [{ batches }] = await coordinatorDb.query(
+      `SELECT count(*)::int AS batches FROM outbox WHERE payload->>'type' = 'TccCommandBatch'`,
+    );
+    expect(batches).toBeGreaterThanOrEqual(3);
+  });
+
   it('lets an operator see a transaction stuck on a participant that is down, and retry it to the end', async () => {
     await node('coordinator', { RETRY_INITIAL_MS: '600000' }); // no automatic resend during the test
     const gtid = await begin(600_000);

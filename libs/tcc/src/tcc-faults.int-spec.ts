@@ -4,7 +4,7 @@ import { createLogger } from '@finance/platform';
 import type { DataSource } from 'typeorm';
 import { Registry } from 'prom-client';
 import { ChaosBus, participants, reservations, tccDatabase } from '../test/chaos-bus';
-import { BranchSpec, TccCoordinator } from './coordinator/coordinator';
+import { BranchSpec, TccCoordinator, TccCoordinatorOptions } from './coordinator/coordinator';
 import { purgeBarrier } from './participant/participant';
 
 const BRANCHES: BranchSpec[] = [
@@ -21,20 +21,24 @@ describe('TCC under injected faults', () => {
 
   beforeAll(async () => {
     db = await tccDatabase('tcc_faults');
-    coordinator = new TccCoordinator({
-      dataSource: db,
-      service: 'trading',
-      logger: createLogger('tcc-test', 'silent'),
-      clock: () => now,
-      retryInitialMs: 1_000,
-      registry: new Registry(),
-    });
+    coordinator = newCoordinator();
     bus = new ChaosBus(db, coordinator, participants());
   });
   afterAll(() => db?.destroy());
   beforeEach(() => {
     bus.pending.length = 0;
   });
+
+  const newCoordinator = (options: Partial<TccCoordinatorOptions> = {}) =>
+    new TccCoordinator({
+      dataSource: db,
+      service: 'trading',
+      logger: createLogger('tcc-test', 'silent'),
+      clock: () => now,
+      retryInitialMs: 1_000,
+      registry: new Registry(),
+      ...options,
+    });
 
   const begin = (branches = BRANCHES) =>
     coordinator.begin({ kind: 'test', branches, timeoutMs: 10_000, correlationId: 'order-1' });
@@ -146,15 +150,7 @@ describe('TCC under injected faults', () => {
   });
 
   it('takes batched commands and replies: a duplicated batch, a refused branch in it and a lost reply batch', async () => {
-    const batching = new TccCoordinator({
-      dataSource: db,
-      service: 'trading',
-      logger: createLogger('tcc-test', 'silent'),
-      clock: () => now,
-      retryInitialMs: 1_000,
-      registry: new Registry(),
-      batchCommands: true,
-    });
+    const batching = newCoordinator({ batchCommands: true });
     const batchBus = new ChaosBus(db, batching, participants());
     const refusedRisk = BRANCHES.map((b) =>
       b.branchId === 'risk' ? { ...b, payload: { refuse: 'LIMIT' } } : b,

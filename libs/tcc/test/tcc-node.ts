@@ -4,6 +4,7 @@
 //            try:<branchId> (participants: inside that branch's Try, before it commits)
 //   MARKER_FILE: the kill happens once; the marker says it already did
 //   RETRY_INITIAL_MS: coordinator resend delay
+//   BATCH_COMMANDS=1: the coordinator packs its commands (TccCommandBatch)
 import { existsSync, writeFileSync } from 'node:fs';
 import { SYSTEM_CATALOG, SystemMessage, topicName, TOPICS } from '@finance/contracts';
 import { createKafka, InboxConsumer, OutboxRelay } from '@finance/messaging';
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
       registry,
       retryInitialMs: Number(env.RETRY_INITIAL_MS ?? 500),
       tickIntervalMs: 100,
+      batchCommands: env.BATCH_COMMANDS === '1',
     });
     await coordinator.start();
     consumer = new InboxConsumer({

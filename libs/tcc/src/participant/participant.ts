@@ -227,18 +227,13 @@ export class TccParticipant {
           ),
         );
       const ctx = context(manager, command);
+      const effect = (payload: Payload) =>
+        effects.push({ resource, handlers, key: lockKey(handlers, payload), phase, ctx, payload });
       let outcome: ParticipantOutcome;
       if (phase === 'TRY') {
         const { payload } = command.data as MessageOf<typeof TccTry>['data'];
         if (claim(gtid, branchId, 'TRY', { outcome: 'SUCCEEDED', reason: null, payload })) {
-          effects.push({
-            resource,
-            handlers,
-            key: lockKey(handlers, payload),
-            phase,
-            ctx,
-            payload,
-          });
+          effect(payload);
           reply('SUCCEEDED');
           outcome = 'executed';
         } else {
@@ -268,14 +263,7 @@ export class TccParticipant {
             throw new Error(`Confirm of ${gtid}/${branchId} without a successful Try`);
           }
           const payload = tried.payload ?? {};
-          effects.push({
-            resource,
-            handlers,
-            key: lockKey(handlers, payload),
-            phase,
-            ctx,
-            payload,
-          });
+          effect(payload);
           reply('SUCCEEDED');
           outcome = 'executed';
         }
@@ -291,14 +279,7 @@ export class TccParticipant {
         else if (tried.outcome !== 'SUCCEEDED') outcome = 'nothing-to-cancel';
         else {
           const payload = tried.payload ?? {};
-          effects.push({
-            resource,
-            handlers,
-            key: lockKey(handlers, payload),
-            phase,
-            ctx,
-            payload,
-          });
+          effect(payload);
           outcome = 'executed';
         }
         reply('SUCCEEDED');
