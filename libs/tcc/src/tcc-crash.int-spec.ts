@@ -149,7 +149,7 @@ describe('TCC across processes and Kafka', () => {
       KILL_WHEN: 'confirming',
       MARKER_FILE: marker(),
     });
-    // Begun at once: the first two alone, the other four as one group with one Try batch per participant.
+    // Begun in one turn of the event loop: one group, with one Try batch per participant.
     const gtids = await Promise.all(
       Array.from({ length: 6 }, () =>
         batching.begin({

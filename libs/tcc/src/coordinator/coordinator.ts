@@ -163,6 +163,7 @@ export class TccCoordinator {
   private ticking: Promise<void> | undefined;
   private readonly beginQueue: QueuedBegin[] = [];
   private beginsInFlight = 0;
+  private flushScheduled = false;
   private readonly outcomeQueue: Array<{
     gtid: string;
     resolve: (outcome: Outcome) => void;
@@ -217,9 +218,9 @@ export class TccCoordinator {
 
   /**
    * Records the transaction, its branches and their Try commands in one commit; returns the id.
-   * Without a `manager`, calls made while an earlier commit is in flight are recorded together in
-   * one transaction (a few statements for the whole group); if that fails, each is recorded alone,
-   * so one bad call fails only itself.
+   * Without a `manager`, calls made in the same turn of the event loop, or while earlier commits are
+   * in flight, are recorded together in one transaction (a few statements for the whole group); if
+   * that fails, each is recorded alone, so one bad call fails only itself.
    */
   async begin(options: BeginOptions): Promise<string> {
     if (options.branches.length === 0)
@@ -241,7 +242,15 @@ export class TccCoordinator {
     }
     await new Promise<void>((resolve, reject) => {
       this.beginQueue.push({ ...pending, resolve, reject });
-      this.flushBegins();
+      // After the current turn of the event loop, so the calls one burst of work makes (say, the
+      // callers woken by one batch of outcomes) go out as one group rather than the first alone.
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flushBegins();
+        });
+      }
     });
     this.metrics.started.inc({ kind: options.kind });
     return pending.gtid;
