@@ -205,6 +205,49 @@ describe('TCC under injected faults', () => {
     expect(batchBus.seen.get('TccCommandBatch')).toBeGreaterThan(3); // re-sent and second phase
   });
 
+  it('decides when the last replies arrive in a run that waited for another run on the same transaction', async () => {
+    // Replies of one transaction can travel on different partitions (in batches keyed by another
+    // transaction), so two consumer runs may apply them at the same time.
+    const gtid = await begin();
+    await bus.collect();
+    for (const command of bus.pending.splice(0)) await bus.deliver(command);
+    await bus.collect();
+    const replies = bus.pending.splice(0);
+    expect(replies.map((m) => m.type)).toEqual(['TccReply', 'TccReply', 'TccReply']);
+    const first = db.createQueryRunner();
+    await first.connect();
+    try {
+      await first.startTransaction();
+      await coordinator.onReplies([{ message: replies[0] }], first.manager);
+      const second = db.transaction((manager) =>
+        coordinator.onReplies(
+          replies.slice(1).map((message) => ({ message })),
+          manager,
+        ),
+      );
+      // The second run now waits for the first one's lock on the transaction.
+      for (let waited = 0; ; waited += 20) {
+        const [{ n }] = await db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        if (n > 0) break;
+        if (waited > 5_000) throw new Error('the second run never waited for the lock');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await first.commitTransaction();
+      await second;
+    } finally {
+      await first.release();
+    }
+    expect(await coordinator.outcome(gtid)).toEqual({
+      state: 'PENDING',
+      gtid,
+      current: 'CONFIRMING',
+    });
+    await bus.drain();
+    expect(await coordinator.outcome(gtid)).toEqual({ state: 'CONFIRMED', gtid });
+  });
+
   it('purges finished transactions and old barrier rows in batches, leaving open ones alone', async () => {
     const finished = await begin();
     await bus.drain();

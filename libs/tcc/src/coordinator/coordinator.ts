@@ -416,7 +416,7 @@ export class TccCoordinator {
 
   /**
    * Applies a run of replies inside the consumer's transaction with a fixed number of statements:
-   * one locks every transaction concerned (in gtid order) and reads its branches, one writes every
+   * one locks every transaction concerned (in gtid order), one reads them and their branches, one writes every
    * branch, transaction and log change, one enqueues every Confirm or Cancel that follows. Replies
    * are applied in order, each seeing what the ones before it changed, so the result is the same as
    * `onReply` for each in turn.
@@ -436,10 +436,17 @@ export class TccCoordinator {
     const gtids = [
       ...new Set(replies.map((e) => (e.message as Reply).data.globalTransactionId)),
     ].sort();
+    // Lock first and read in a second statement: a statement reads as of its start, so branches read
+    // by the statement that waited for these locks would miss what the holder committed (a run on
+    // another partition settling a sibling branch), and the last reply would not finish the
+    // transaction.
+    await manager.query(
+      'SELECT 1 FROM tcc_transactions WHERE gtid = ANY($1) ORDER BY gtid FOR UPDATE',
+      [gtids],
+    );
     const rows: Array<TransactionRow & { created_at: Date; branches: BranchRow[] }> =
       await manager.query(
-        `WITH t AS MATERIALIZED (
-           SELECT * FROM tcc_transactions WHERE gtid = ANY($1) ORDER BY gtid FOR UPDATE)
+        `WITH t AS (SELECT * FROM tcc_transactions WHERE gtid = ANY($1))
          SELECT t.gtid, t.kind, t.state, t.correlation_id, t.deadline, t.failure, t.created_at,
                 coalesce(json_agg(json_build_object(
                   'gtid', b.gtid, 'branch_id', b.branch_id, 'participant', b.participant,
