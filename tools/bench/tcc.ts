@@ -336,6 +336,9 @@ export async function tccBenchmark(flags: Record<string, string>): Promise<void>
         `confirmed ${confirmed}/${total}; quota used ${used} (expected ${confirmed * 3 + 20 * 3} with the warm-up), ` +
           `still reserved ${reserved}; commands re-sent ${resent}\n`,
       );
+      // Figures from a run that lost or doubled anything are not figures.
+      if (confirmed !== total || used !== total * 3 + 20 * 3 || reserved !== 0)
+        throw new Error('not every transaction confirmed exactly once');
     } finally {
       await consumer.stop();
       await participants.stop();
