@@ -354,6 +354,76 @@ describe('outbox relay', () => {
     }
   });
 
+  it('publishes rows that together exceed what the broker takes in one batch, in order', async () => {
+    const stack = testStack();
+    const logger = createLogger('relay-test', 'silent');
+    const relay = new OutboxRelay({
+      dataSource,
+      kafka: createKafka({ brokers: stack.kafkaBrokers, clientId: 'relay-large', logger }),
+      logger,
+      registry: new Registry(),
+    });
+    await waitFor(
+      'the backlog to drain',
+      () => pendingRows(dataSource),
+      (n) => n === 0,
+    ).catch(() => undefined);
+    // 24 rows of 100 kB on one key: one partition, about 2.4 MB, over the broker's 1 MiB per batch.
+    const padding = 'x'.repeat(100_000);
+    const rows = Array.from({ length: 24 }, (_, i) =>
+      routeMessage(
+        catalog,
+        {
+          ...createEnvelope(
+            Numbered,
+            { seq: 800_000 + i },
+            {
+              producer: 'trading',
+              aggregateId: 'large',
+              aggregateSequence: i + 1,
+              correlationId: 'large',
+            },
+          ),
+          padding,
+        } as never,
+        stack.topicPrefix,
+      ),
+    );
+    await dataSource.transaction((manager) => enqueueOutbox(manager, rows));
+    const consumer = new Kafka({
+      brokers: stack.kafkaBrokers,
+      logLevel: logLevel.NOTHING,
+    }).consumer({ groupId: `${stack.topicPrefix}relay-large` });
+    const seen: number[] = [];
+    relay.start();
+    try {
+      await waitFor(
+        'every large row published',
+        () => pendingRows(dataSource),
+        (n) => n === 0,
+        30_000,
+      );
+      await consumer.connect();
+      await consumer.subscribe({ topic: fullTopic, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          if (message.key?.toString() !== 'large') return;
+          seen.push(JSON.parse(message.value!.toString()).data.seq);
+        },
+      });
+      await waitFor(
+        'every large row consumed',
+        async () => seen.length,
+        (n) => n >= 24,
+        30_000,
+      );
+      expect(seen).toEqual(rows.map((_, i) => 800_000 + i));
+    } finally {
+      await consumer.disconnect();
+      await relay.stop();
+    }
+  });
+
   it('wakes the relay when an outbox write commits, not before and not on rollback', async () => {
     const listener = new Client({ connectionString: url });
     await listener.connect();

@@ -51,6 +51,10 @@ const RESCAN_EVERY_MS = 1_000;
 // from before the gap (its commit's NOTIFY then finds the row at once) for this long, after which
 // the gap is taken for a rolled-back position and left to the periodic rescan.
 const GAP_WAIT_MS = 2_000;
+// The producer puts one send's records for a partition into one record batch, and the broker refuses
+// a batch over its message.max.bytes (1 MiB by default): each send carries at most this many payload
+// bytes, whatever the number of rows.
+const SEND_BYTES = 512 * 1024;
 
 export class OutboxRelay {
   private readonly batchSize: number;
@@ -266,16 +270,18 @@ export class OutboxRelay {
         if (seen) for (const row of rows) seen(BigInt(row.position));
         const pending = rows.filter((row) => !row.published);
         if (pending.length === 0) continue;
-        const spans = startSendSpans(pending);
-        try {
-          await producer.sendBatch({
-            acks: -1,
-            topicMessages: groupByTopic(pending, spans.headers),
-          });
-          spans.end();
-        } catch (error) {
-          spans.end(error);
-          throw error;
+        for (const part of bySize(pending, SEND_BYTES)) {
+          const spans = startSendSpans(part);
+          try {
+            await producer.sendBatch({
+              acks: -1,
+              topicMessages: groupByTopic(part, spans.headers),
+            });
+            spans.end();
+          } catch (error) {
+            spans.end(error);
+            throw error;
+          }
         }
         await this.options.afterSend?.(pending.length);
         await marking; // at most one batch is sent but not yet marked
@@ -373,6 +379,26 @@ export class OutboxRelay {
 }
 
 // Rows keep their outbox order inside each topic, which keeps per-key order inside each partition.
+/** Consecutive runs of rows whose payloads add up to at most `limit` bytes (a larger row goes alone). */
+function bySize(rows: OutboxRow[], limit: number): OutboxRow[][] {
+  const parts: OutboxRow[][] = [];
+  let part: OutboxRow[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    // The key, headers and record framing: a few hundred bytes at most.
+    const size = Buffer.byteLength(row.payload) + 512;
+    if (part.length > 0 && bytes + size > limit) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(row);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
 function groupByTopic(
   rows: OutboxRow[],
   headers: ReadonlyArray<Record<string, string>>,
