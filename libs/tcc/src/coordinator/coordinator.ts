@@ -669,21 +669,26 @@ export class TccCoordinator {
         manager,
         due.map((branch) => branch.gtid),
       );
-      for (const branch of due) {
-        const phase =
-          branch.state === 'TRYING' ? 'TRY' : branch.state === 'CONFIRMING' ? 'CONFIRM' : 'CANCEL';
-        await manager.query(
-          `UPDATE tcc_branches SET attempts = attempts + 1, next_attempt_at = $3 WHERE gtid = $1 AND branch_id = $2`,
-          [
-            branch.gtid,
-            branch.branch_id,
-            new Date(this.clock() + this.backoff(branch.attempts + 1)),
-          ],
-        );
-        await context.with(origins.get(branch.gtid) ?? context.active(), () =>
-          this.send(
-            manager,
-            phase,
+      if (due.length === 0) return 0;
+      // Every due branch at once: one update, one outbox insert (packed per participant when
+      // batching) and one log insert, so re-sends under load do not cost a record each.
+      const phases = due.map((branch) =>
+        branch.state === 'TRYING' ? 'TRY' : branch.state === 'CONFIRMING' ? 'CONFIRM' : 'CANCEL',
+      );
+      await manager.query(
+        `UPDATE tcc_branches b SET attempts = b.attempts + 1, next_attempt_at = u.next_attempt_at
+           FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(gtid, branch_id, next_attempt_at)
+          WHERE b.gtid = u.gtid AND b.branch_id = u.branch_id`,
+        [
+          due.map((b) => b.gtid),
+          due.map((b) => b.branch_id),
+          due.map((b) => new Date(this.clock() + this.backoff(b.attempts + 1))),
+        ],
+      );
+      const commands = due.flatMap((branch, i) =>
+        context.with(origins.get(branch.gtid) ?? context.active(), () =>
+          this.commands(
+            phases[i],
             {
               gtid: branch.gtid,
               correlation_id: branch.correlation_id,
@@ -691,12 +696,20 @@ export class TccCoordinator {
             },
             [branch],
           ),
-        );
-        await log(manager, branch.gtid, branch.branch_id, 'RESENT', {
-          phase,
-          attempt: branch.attempts + 1,
-        });
-      }
+        ),
+      );
+      await this.enqueueCommands(manager, commands);
+      await manager.query(
+        `INSERT INTO tcc_log (gtid, branch_id, kind, detail)
+         SELECT gtid, branch_id, 'RESENT', detail
+           FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS l(gtid, branch_id, detail, n)
+          ORDER BY n`,
+        [
+          due.map((b) => b.gtid),
+          due.map((b) => b.branch_id),
+          due.map((b, i) => JSON.stringify({ phase: phases[i], attempt: b.attempts + 1 })),
+        ],
+      );
       return due.length;
     });
     if (resent > 0) this.metrics.resent.inc(resent);
