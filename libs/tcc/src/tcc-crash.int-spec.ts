@@ -14,7 +14,7 @@ import { Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { reservations, TEST_MIGRATIONS } from '../test/chaos-bus';
 import { TccAdminModule } from './admin/tcc-admin';
-import { BranchSpec, TccCoordinator } from './coordinator/coordinator';
+import { BranchSpec, TccCoordinator, TccCoordinatorOptions } from './coordinator/coordinator';
 
 const NODE = 'libs/tcc/test/tcc-node.ts';
 const BRANCHES: BranchSpec[] = [
@@ -49,15 +49,20 @@ describe('TCC across processes and Kafka', () => {
       open(coordinatorUrl),
       open(participantUrl),
     ]);
-    coordinator = new TccCoordinator({
+    coordinator = testCoordinator();
+  });
+
+  // The test's own coordinator on the coordinator's tables; it never ticks, the node's does.
+  const testCoordinator = (options: Partial<TccCoordinatorOptions> = {}) =>
+    new TccCoordinator({
       dataSource: coordinatorDb,
       service: 'trading',
       logger: createLogger('tcc-test', 'silent'),
       topicPrefix: prefix,
       registry: new Registry(),
       retryInitialMs: 600_000,
+      ...options,
     });
-  });
 
   afterEach(async () => {
     await Promise.all(nodes.splice(0).map((n) => n.stop('SIGTERM')));
@@ -131,15 +136,7 @@ describe('TCC across processes and Kafka', () => {
   });
 
   it('finishes batched transactions with the participants SIGKILLed inside a Try and the coordinator before its confirms', async () => {
-    const batching = new TccCoordinator({
-      dataSource: coordinatorDb,
-      service: 'trading',
-      logger: createLogger('tcc-test', 'silent'),
-      topicPrefix: prefix,
-      registry: new Registry(),
-      retryInitialMs: 600_000,
-      batchCommands: true,
-    });
+    const batching = testCoordinator({ batchCommands: true });
     const participants = await node('participants', {
       KILL_WHEN: 'try:risk',
       MARKER_FILE: marker(),
