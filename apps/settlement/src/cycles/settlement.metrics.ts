@@ -29,16 +29,12 @@ export function registerSettlementMetrics(db: DataSource): void {
       this.set(row.age ?? 0);
     },
   });
-  new Gauge({
-    name: 'settlement_trades_unwound',
-    help: 'Trades closed as FAILED after their last allowed cycle, and unwound',
-    async collect() {
-      const [row]: Array<{ n: number }> = await db.query(
-        `SELECT count(*)::int AS n FROM settlement_obligations WHERE state = 'FAILED'`,
-      );
-      this.set(row.n);
-    },
-  });
+  countGauge(
+    db,
+    'settlement_trades_unwound',
+    'Trades closed as FAILED after their last allowed cycle, and unwound',
+    `SELECT count(*)::int AS n FROM settlement_obligations WHERE state = 'FAILED'`,
+  );
   new Gauge({
     name: 'settlement_last_cycle',
     help: 'The latest cycle: trades settled and failed, seconds it took, and when it posted (unix time)',
@@ -63,13 +59,21 @@ export function registerSettlementMetrics(db: DataSource): void {
       if (row.posted !== null) this.set({ field: 'posted_timestamp_seconds' }, row.posted);
     },
   });
+  countGauge(
+    db,
+    'settlement_cycles_interrupted',
+    'Cycles netted but not posted (an interrupted run, finished by the next request)',
+    `SELECT count(*)::int AS n FROM settlement_cycles WHERE state = 'NETTED'`,
+  );
+}
+
+/** A gauge set on each scrape to `n` from `sql`. */
+function countGauge(db: DataSource, name: string, help: string, sql: string): void {
   new Gauge({
-    name: 'settlement_cycles_interrupted',
-    help: 'Cycles netted but not posted (an interrupted run, finished by the next request)',
+    name,
+    help,
     async collect() {
-      const [row]: Array<{ n: number }> = await db.query(
-        `SELECT count(*)::int AS n FROM settlement_cycles WHERE state = 'NETTED'`,
-      );
+      const [row]: Array<{ n: number }> = await db.query(sql);
       this.set(row.n);
     },
   });

@@ -3,6 +3,7 @@ import type { Envelope, MessageCatalog } from '@finance/contracts';
 import {
   context,
   SpanKind,
+  type Attributes,
   SpanStatusCode,
   trace,
   type Context,
@@ -481,17 +482,7 @@ export class InboxConsumer<M extends Envelope = Envelope> {
           this.tracer,
           source.topic,
           extractTraceContext(headers, classified.message.metadata),
-          {
-            'messaging.system': 'kafka',
-            'messaging.operation.type': 'process',
-            'messaging.destination.name': source.topic,
-            'messaging.destination.partition.id': String(source.partition),
-            'messaging.consumer.group.name': this.name,
-            'messaging.kafka.offset': Number(record.offset),
-            'messaging.message.id': classified.eventId,
-            'finance.message.type': classified.type,
-            'finance.correlation_id': classified.message.metadata.correlationId,
-          },
+          this.processAttributes(source, record.offset, classified),
           () => this.options.handle(classified.message, ctx),
         );
         return 'handled';
@@ -519,6 +510,25 @@ export class InboxConsumer<M extends Envelope = Envelope> {
     }
   }
 
+  // What a processing span says about the message it handles.
+  private processAttributes(
+    source: Source,
+    offset: string,
+    classified: Extract<Classified<M>, { kind: 'message' }>,
+  ): Attributes {
+    return {
+      'messaging.system': 'kafka',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': source.topic,
+      'messaging.destination.partition.id': String(source.partition),
+      'messaging.consumer.group.name': this.name,
+      'messaging.kafka.offset': Number(offset),
+      'messaging.message.id': classified.eventId,
+      'finance.message.type': classified.type,
+      'finance.correlation_id': classified.message.metadata.correlationId,
+    };
+  }
+
   // The run handler with one processing span per message, as `apply` has for each.
   private async applyRun(
     manager: EntityManager,
@@ -535,15 +545,7 @@ export class InboxConsumer<M extends Envelope = Envelope> {
         {
           kind: SpanKind.CONSUMER,
           attributes: {
-            'messaging.system': 'kafka',
-            'messaging.operation.type': 'process',
-            'messaging.destination.name': source.topic,
-            'messaging.destination.partition.id': String(source.partition),
-            'messaging.consumer.group.name': this.name,
-            'messaging.kafka.offset': Number(record.offset),
-            'messaging.message.id': classified.eventId,
-            'finance.message.type': classified.type,
-            'finance.correlation_id': classified.message.metadata.correlationId,
+            ...this.processAttributes(source, record.offset, classified),
             'messaging.batch.message_count': items.length,
           },
         },

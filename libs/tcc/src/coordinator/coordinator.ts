@@ -391,12 +391,7 @@ export class TccCoordinator {
         [tx.gtid, row.branch_id, reply.outcome, logged],
       );
       if (reply.outcome === 'FAILED') {
-        const failure: Failure = {
-          branchId: row.branch_id,
-          participant: row.participant,
-          code: reply.reason?.code ?? 'FAILED',
-          message: reply.reason?.message ?? 'the branch refused its Try',
-        };
+        const failure = refusal(row.branch_id, row.participant, reply);
         await this.transition(manager, tx, 'CANCELLING', failure, message.metadata.eventId);
       } else if (others === 0) {
         await this.transition(manager, tx, 'CONFIRMING', null, message.metadata.eventId);
@@ -544,12 +539,7 @@ export class TccCoordinator {
       if (reply.phase === 'TRY') {
         branch.try_status = reply.outcome;
         if (reply.outcome === 'FAILED') {
-          const failure: Failure = {
-            branchId: branch.branch_id,
-            participant: branch.participant,
-            code: reply.reason?.code ?? 'FAILED',
-            message: reply.reason?.message ?? 'the branch refused its Try',
-          };
+          const failure = refusal(branch.branch_id, branch.participant, reply);
           decide(tx, 'CANCELLING', failure, message.metadata.eventId, ctx);
         } else if (others.every((b) => b.try_status === 'SUCCEEDED')) {
           decide(tx, 'CONFIRMING', null, message.metadata.eventId, ctx);
@@ -1274,6 +1264,20 @@ function coordinatorMetrics(registry: Registry, dataSource: DataSource) {
  * waits for it, or a successful Confirm/Cancel of a branch not settled yet in the matching phase.
  * Every other reply (late, duplicate, of another phase) is only logged. Both reply paths use it.
  */
+/** The failure a transaction is cancelled with when a branch refuses its Try. */
+function refusal(
+  branchId: string,
+  participant: string,
+  reply: { reason?: { code: string; message: string } },
+): Failure {
+  return {
+    branchId,
+    participant,
+    code: reply.reason?.code ?? 'FAILED',
+    message: reply.reason?.message ?? 'the branch refused its Try',
+  };
+}
+
 function replyApplies(
   reply: { phase: string; outcome: string },
   state: string,
